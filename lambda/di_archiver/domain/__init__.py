@@ -1,0 +1,1 @@
+"""Domain logic: plain Python that knows nothing of Lambda, boto3 or httpx."""

@@ -1,0 +1,70 @@
+"""One exception root for everything di-archiver raises on purpose.
+
+Adapters wrap library errors (``botocore``, ``httpx``) in these with ``raise ... from exc``.
+Messages say what to fix and never contain a credential.
+"""
+
+
+class ArchiverError(Exception):
+    """Root of every error di-archiver raises deliberately."""
+
+
+class SettingsError(ArchiverError):
+    """Configuration is missing or invalid; the message names the setting and the fix."""
+
+
+class DIApiError(ArchiverError):
+    """The Directory Insights API answered in a way we cannot proceed from."""
+
+    def __init__(self, message: str, *, status: int | None = None, request_id: str | None = None):
+        super().__init__(message)
+        self.status = status
+        self.request_id = request_id
+
+
+class DIBadRequestError(DIApiError):
+    """HTTP 400: the query was rejected (permanent)."""
+
+
+class DIAuthenticationError(DIApiError):
+    """HTTP 401 or a refused OAuth token request: the credential is wrong or revoked."""
+
+
+class DIPaymentRequiredError(DIApiError):
+    """HTTP 402: Directory Insights is not enabled for the organisation."""
+
+
+class DIForbiddenError(DIApiError):
+    """HTTP 403: the credential lacks an admin role for the API."""
+
+
+class DITransientError(DIApiError):
+    """429/5xx/timeouts/truncated bodies that outlasted every retry."""
+
+
+class DIResponseError(DIApiError):
+    """A 200 answer whose body or headers are malformed (non-JSON, wrong shape)."""
+
+
+class StoreError(ArchiverError):
+    """The archive store failed to read or write an object."""
+
+
+class CheckpointError(ArchiverError):
+    """A stored checkpoint is unreadable, invalid, or would move backwards."""
+
+
+class SecretError(ArchiverError):
+    """The credential secret is missing, empty, or not in the documented shape."""
+
+
+class BucketTooLargeError(ArchiverError):
+    """One time bucket holds more events than the configured bound; narrow the bucket width."""
+
+
+class IntegrityError(ArchiverError):
+    """Verification found missing, extra or altered archive content."""
+
+
+class QueryError(ArchiverError):
+    """A local query could not be planned or run."""

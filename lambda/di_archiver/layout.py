@@ -1,0 +1,153 @@
+"""The archive key layout: the one function that names every object (the archive contract).
+
+    <prefix>/org=<org id>/svc=<service>/dt=<YYYY-MM-DD>/<HHMM>-<HHMM>.jsonl.gz   bucket object
+    <prefix>/org=<org id>/svc=<service>/dt=<YYYY-MM-DD>/day.jsonl.gz            sealed day
+    <prefix>/_manifests/org=<org id>/dt=<YYYY-MM-DD>.json                       day manifest
+
+Partition names ``org``/``svc``/``dt`` are deliberately not DI field names: Athena rejects a
+partition column that repeats a data column, and events carry ``organization`` and ``service``.
+Bucket names hold both ends (``2400`` is the next midnight) so objects written under a different
+bucket width can be recognised as overlapping.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from di_archiver.errors import ArchiverError
+from di_archiver.services import SERVICE_NAME_PATTERN, UNRECOGNISED_SERVICE_PARTITION
+from di_archiver.timestamps import NS_PER_SECOND
+
+ORG_PARTITION = "org"
+SERVICE_PARTITION = "svc"
+DATE_PARTITION = "dt"
+OBJECT_SUFFIX = ".jsonl.gz"
+SEALED_DAY_NAME = "day"
+MANIFEST_ROOT = "_manifests"
+NS_PER_DAY = 86_400 * NS_PER_SECOND
+ORG_ID_PATTERN = re.compile(r"^[0-9a-f]{24}$")
+
+_OBJECT_KEY = re.compile(
+    rf"^(?:(?P<prefix>.+)/)?{ORG_PARTITION}=(?P<org>[^/]+)/{SERVICE_PARTITION}=(?P<svc>[^/]+)/"
+    rf"{DATE_PARTITION}=(?P<day>\d{{4}}-\d{{2}}-\d{{2}})/"
+    rf"(?:(?P<sealed>{SEALED_DAY_NAME})|(?P<start>\d{{4}})-(?P<end>\d{{4}})){re.escape(OBJECT_SUFFIX)}$"
+)
+
+
+class LayoutError(ArchiverError, ValueError):
+    """A key, org id, service name or bucket boundary does not fit the archive layout."""
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectKey:
+    """A parsed archive object key; ``start_ns``/``end_ns`` bound the events it may hold."""
+
+    prefix: str
+    org_id: str
+    service: str
+    day: date
+    start_ns: int
+    end_ns: int
+    sealed: bool
+
+    @property
+    def key(self) -> str:
+        if self.sealed:
+            return sealed_day_key(self.prefix, self.org_id, self.service, self.day)
+        return bucket_object_key(self.prefix, self.org_id, self.service, self.start_ns, self.end_ns)
+
+
+def _join(prefix: str, *parts: str) -> str:
+    clean = prefix.strip("/")
+    return "/".join([clean, *parts] if clean else parts)
+
+
+def day_start_ns(day: date) -> int:
+    return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()) * NS_PER_SECOND
+
+
+def day_of_ns(ns: int) -> date:
+    return (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=ns // NS_PER_SECOND)).date()
+
+
+def service_partition(service: object) -> str:
+    """The ``svc=`` value for an event's ``service``; unusable values are kept, not dropped."""
+    if isinstance(service, str) and SERVICE_NAME_PATTERN.match(service):
+        return service
+    return UNRECOGNISED_SERVICE_PARTITION
+
+
+def validate_org_id(org_id: str) -> str:
+    if not ORG_ID_PATTERN.match(org_id):
+        raise LayoutError(f"org id must be 24 lower-case hex characters, got {org_id!r}")
+    return org_id
+
+
+def _partition_dir(prefix: str, org_id: str, service: str, day: date) -> str:
+    return _join(
+        prefix,
+        f"{ORG_PARTITION}={org_id}",
+        f"{SERVICE_PARTITION}={service}",
+        f"{DATE_PARTITION}={day.isoformat()}",
+    )
+
+
+def bucket_object_key(prefix: str, org_id: str, service: str, start_ns: int, end_ns: int) -> str:
+    """Key of the object holding ``service`` events of ``org_id`` with ``start <= ts < end``."""
+    day = day_of_ns(start_ns)
+    base = day_start_ns(day)
+    if not (base <= start_ns < end_ns <= base + NS_PER_DAY):
+        raise LayoutError("a bucket must lie within one UTC day")
+    if (start_ns - base) % (60 * NS_PER_SECOND) or (end_ns - base) % (60 * NS_PER_SECOND):
+        raise LayoutError("bucket boundaries must be whole minutes")
+    start_min = (start_ns - base) // (60 * NS_PER_SECOND)
+    end_min = (end_ns - base) // (60 * NS_PER_SECOND)
+    name = f"{start_min // 60:02d}{start_min % 60:02d}-{end_min // 60:02d}{end_min % 60:02d}"
+    return f"{_partition_dir(prefix, org_id, service, day)}/{name}{OBJECT_SUFFIX}"
+
+
+def sealed_day_key(prefix: str, org_id: str, service: str, day: date) -> str:
+    """Key of the one object per (org, service, day) that sealing produces."""
+    return f"{_partition_dir(prefix, org_id, service, day)}/{SEALED_DAY_NAME}{OBJECT_SUFFIX}"
+
+
+def day_partition_prefix(prefix: str, org_id: str, service: str, day: date) -> str:
+    return _partition_dir(prefix, org_id, service, day) + "/"
+
+
+def org_prefix(prefix: str, org_id: str) -> str:
+    return _join(prefix, f"{ORG_PARTITION}={org_id}") + "/"
+
+
+def manifest_key(prefix: str, org_id: str, day: date) -> str:
+    """Key of the day manifest (outside the table's partition tree, so Athena never reads it)."""
+    return _join(prefix, MANIFEST_ROOT, f"{ORG_PARTITION}={org_id}", f"{DATE_PARTITION}={day}.json")
+
+
+def parse_object_key(key: str) -> ObjectKey:
+    """Inverse of :func:`bucket_object_key` / :func:`sealed_day_key`."""
+    match = _OBJECT_KEY.match(key)
+    if match is None:
+        raise LayoutError(f"not an archive object key: {key!r}")
+    day = date.fromisoformat(match["day"])
+    base = day_start_ns(day)
+    if match["sealed"]:
+        start_ns, end_ns = base, base + NS_PER_DAY
+    else:
+        start, end = match["start"], match["end"]
+        start_ns = base + (int(start[:2]) * 60 + int(start[2:])) * 60 * NS_PER_SECOND
+        end_ns = base + (int(end[:2]) * 60 + int(end[2:])) * 60 * NS_PER_SECOND
+    parsed = ObjectKey(
+        prefix=match["prefix"] or "",
+        org_id=match["org"],
+        service=match["svc"],
+        day=day,
+        start_ns=start_ns,
+        end_ns=end_ns,
+        sealed=bool(match["sealed"]),
+    )
+    if parsed.key != key:
+        raise LayoutError(f"not a canonical archive object key: {key!r}")
+    return parsed

@@ -1,0 +1,62 @@
+"""DI timestamps carry 0-9 fractional digits; we compare them only as integer nanoseconds."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+from di_archiver.errors import ArchiverError
+
+NS_PER_SECOND = 1_000_000_000
+NS_PER_MS = 1_000_000
+
+_RFC3339 = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
+    r"(?:([Zz])|([+-])(\d{2}):?(\d{2}))$"
+)
+
+
+class TimestampError(ArchiverError, ValueError):
+    """A timestamp string is not RFC 3339."""
+
+
+def parse_timestamp_ns(value: str) -> int:
+    """Parse an RFC 3339 timestamp with 0-9 fractional digits to epoch nanoseconds (UTC)."""
+    match = _RFC3339.match(value) if isinstance(value, str) else None
+    if match is None:
+        raise TimestampError(f"not an RFC 3339 timestamp: {value!r}")
+    year, month, day, hour, minute, second, fraction, zulu, sign, off_h, off_m = match.groups()
+    try:
+        whole = datetime(
+            int(year), int(month), int(day), int(hour), int(minute), int(second), tzinfo=UTC
+        )
+    except ValueError as exc:
+        raise TimestampError(f"not a valid date/time: {value!r}") from exc
+    seconds = int(whole.timestamp())
+    if not zulu:
+        offset = int(off_h) * 3600 + int(off_m) * 60
+        seconds -= offset if sign == "+" else -offset
+    nanos = int((fraction or "").ljust(9, "0")) if fraction else 0
+    return seconds * NS_PER_SECOND + nanos
+
+
+def format_timestamp_ns(ns: int) -> str:
+    """Format epoch nanoseconds as RFC 3339 UTC with trailing zeros trimmed (Go's RFC3339Nano)."""
+    seconds, nanos = divmod(ns, NS_PER_SECOND)
+    base = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    if nanos:
+        return f"{base}.{nanos:09d}".rstrip("0") + "Z"
+    return f"{base}Z"
+
+
+def datetime_to_ns(value: datetime) -> int:
+    """Convert an aware datetime to epoch nanoseconds."""
+    if value.tzinfo is None:
+        raise TimestampError("naive datetime: give a timezone (UTC)")
+    delta = value - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * NS_PER_SECOND + delta.microseconds * 1_000
+
+
+def ns_to_datetime(ns: int) -> datetime:
+    """Convert epoch nanoseconds to an aware UTC datetime (microsecond precision)."""
+    return datetime.fromtimestamp(ns // 1_000 / 1_000_000, tz=UTC)

@@ -1,0 +1,52 @@
+import pytest
+
+from di_archiver.timestamps import TimestampError, format_timestamp_ns, parse_timestamp_ns
+
+BASE = 1_686_841_601 * 1_000_000_000  # 2023-06-15T15:06:41Z
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2023-06-15T15:06:41Z", BASE),
+        ("2023-06-15T15:06:41.5Z", BASE + 500_000_000),
+        ("2023-06-15T15:06:41.92Z", BASE + 920_000_000),
+        ("2023-06-15T15:06:41.921Z", BASE + 921_000_000),
+        ("2023-06-15T15:06:41.9214Z", BASE + 921_400_000),
+        ("2023-06-15T15:06:41.92145Z", BASE + 921_450_000),
+        ("2023-06-15T15:06:41.921456Z", BASE + 921_456_000),
+        ("2023-06-15T15:06:41.9214567Z", BASE + 921_456_700),
+        ("2023-06-15T15:06:41.34334445Z", BASE + 343_344_450),
+        ("2023-06-15T15:06:41.812449824Z", BASE + 812_449_824),
+        ("2023-06-15T15:06:41.000000001Z", BASE + 1),
+        ("2023-06-16T00:36:41+09:30", BASE),
+        ("2023-06-15T10:06:41.25-05:00", BASE + 250_000_000),
+    ],
+)
+def test_parses_every_fraction_width_to_exact_nanoseconds(text: str, expected: int) -> None:
+    # Given a DI timestamp with 0-9 fractional digits / When parsed / Then ns are exact
+    assert parse_timestamp_ns(text) == expected
+
+
+def test_ordering_is_numeric_where_string_order_is_wrong() -> None:
+    # Given two timestamps whose string order disagrees with time order
+    earlier, later = "2023-06-15T15:06:41.9Z", "2023-06-15T15:06:41.10Z"
+    # Then the strings sort one way and the parsed values the other
+    assert earlier > later
+    assert parse_timestamp_ns(earlier) > parse_timestamp_ns(later)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "2023-06-15", "2023-06-15T15:06:41", "2023-06-15T15:06:41.1234567890Z", "2023-02-30T00:00:00Z", "yesterday"],
+)
+def test_rejects_what_is_not_rfc3339(text: str) -> None:
+    with pytest.raises(TimestampError):
+        parse_timestamp_ns(text)
+
+
+@pytest.mark.parametrize("ns", [BASE, BASE + 1, BASE + 500_000_000, BASE + 812_449_824])
+def test_format_round_trips_and_trims_trailing_zeros(ns: int) -> None:
+    text = format_timestamp_ns(ns)
+    assert parse_timestamp_ns(text) == ns
+    assert not text.removesuffix("Z").endswith("0") or "." not in text
