@@ -15,9 +15,7 @@ from types import ModuleType
 from di_archiver import __version__
 from di_archiver.errors import ArchiverError
 
-COMMAND_MODULES: tuple[str, ...] = (
-    "di_archiver.simulator.command",
-)
+COMMAND_MODULES: tuple[str, ...] = ("di_archiver.simulator.command",)
 
 
 def _load_commands() -> list[ModuleType]:

@@ -1,4 +1,4 @@
-"""The DI ``service`` values this version knows; one list for the engine, the simulator and Athena."""
+"""The DI ``service`` values this version knows: one list for engine, simulator and Athena."""
 
 import re
 

@@ -32,7 +32,7 @@ REGION_BASE_URLS: dict[Region, str] = {
     Region.EU: "https://api.eu.jumpcloud.com",
     Region.IN: "https://api.in.jumpcloud.com",
 }
-DEFAULT_TOKEN_URL = "https://admin-oauth.id.jumpcloud.com/oauth2/token"
+DEFAULT_TOKEN_URL = "https://admin-oauth.id.jumpcloud.com/oauth2/token"  # noqa: S105 (a URL)
 
 
 class AuthKind(StrEnum):

@@ -49,7 +49,9 @@ def test_manifest_lives_outside_the_partition_tree() -> None:
     ("start_offset", "end_offset"),
     [(23 * HOUR, 25 * HOUR), (HOUR, HOUR), (HOUR + 1, 2 * HOUR)],
 )
-def test_rejects_buckets_across_days_empty_or_off_minute(start_offset: int, end_offset: int) -> None:
+def test_rejects_buckets_across_days_empty_or_off_minute(
+    start_offset: int, end_offset: int
+) -> None:
     base = day_start_ns(DAY)
     with pytest.raises(LayoutError):
         bucket_object_key("di", ORG, "sso", base + start_offset, base + end_offset)
@@ -71,8 +73,14 @@ def test_parse_rejects_foreign_keys(key: str) -> None:
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("sso", "sso"), ("new_service_2", "new_service_2"), (None, "_unrecognised"),
-     ("../etc", "_unrecognised"), ("SSO", "_unrecognised"), (7, "_unrecognised")],
+    [
+        ("sso", "sso"),
+        ("new_service_2", "new_service_2"),
+        (None, "_unrecognised"),
+        ("../etc", "_unrecognised"),
+        ("SSO", "_unrecognised"),
+        (7, "_unrecognised"),
+    ],
 )
 def test_service_partition_never_drops_an_event(value: object, expected: str) -> None:
     assert service_partition(value) == expected

@@ -38,7 +38,14 @@ def test_ordering_is_numeric_where_string_order_is_wrong() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["", "2023-06-15", "2023-06-15T15:06:41", "2023-06-15T15:06:41.1234567890Z", "2023-02-30T00:00:00Z", "yesterday"],
+    [
+        "",
+        "2023-06-15",
+        "2023-06-15T15:06:41",
+        "2023-06-15T15:06:41.1234567890Z",
+        "2023-02-30T00:00:00Z",
+        "yesterday",
+    ],
 )
 def test_rejects_what_is_not_rfc3339(text: str) -> None:
     with pytest.raises(TimestampError):

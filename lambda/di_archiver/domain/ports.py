@@ -48,9 +48,7 @@ class CheckpointStore(Protocol):
 class EventSource(Protocol):
     """Reads DI events; the HTTP client implements it, tests may fake it."""
 
-    def iter_pages(
-        self, org_id: str, start_ns: int, end_ns: int
-    ) -> Iterator[list[dict[str, Any]]]:
+    def iter_pages(self, org_id: str, start_ns: int, end_ns: int) -> Iterator[list[dict[str, Any]]]:
         """Pages (lists of raw event objects) with ``start <= ts`` and ``ts`` up to ``end``."""
 
     def count(self, org_id: str, start_ns: int, end_ns: int) -> int:
