@@ -1,0 +1,83 @@
+import gzip
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from di_archiver.archive_format import (
+    META_COUNT,
+    META_FIRST_TS,
+    META_LAST_TS,
+    META_SHA256,
+    MalformedEventError,
+    decode_lines,
+    encode_events,
+)
+
+SAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "di-sample-events.jsonl"
+
+
+def _samples() -> list[dict[str, object]]:
+    return [json.loads(line) for line in SAMPLES.read_text().splitlines() if line.strip()]
+
+
+def test_encoding_is_faithful_sorted_and_hashed_over_uncompressed_content() -> None:
+    # Given the sample events in file order
+    events = _samples()
+    # When encoded
+    encoded = encode_events(reversed(events))
+    # Then every event comes back as the same JSON value, in (timestamp, id) order
+    lines = decode_lines(encoded.body)
+    decoded = [json.loads(line) for line in lines]
+    assert sorted(map(json.dumps, decoded)) == sorted(map(json.dumps, events))
+    assert encoded.count == len(events)
+    raw = gzip.decompress(encoded.body)
+    assert encoded.sha256 == hashlib.sha256(raw).hexdigest()
+    from di_archiver.timestamps import parse_timestamp_ns
+
+    stamps = [parse_timestamp_ns(str(e["timestamp"])) for e in decoded]
+    assert stamps == sorted(stamps)
+
+
+def test_same_content_gives_identical_bytes_whatever_the_input_order() -> None:
+    events = _samples()
+    assert encode_events(events).body == encode_events(list(reversed(events))).body
+
+
+def test_exact_duplicates_collapse_but_differing_events_with_same_id_are_both_kept() -> None:
+    # Given one event twice, and a variant with the same id and timestamp but other content
+    event = _samples()[0]
+    variant = {**event, "success": not event["success"]}
+    # When encoded together
+    encoded = encode_events([event, event, variant])
+    # Then the duplicate is dropped, the variant kept and counted as a collision
+    assert encoded.count == 2
+    assert encoded.collisions == 1
+
+
+def test_unicode_and_floats_survive_unchanged() -> None:
+    event = {"id": "a", "timestamp": "2026-05-04T09:15:02Z", "name": "Zoë 東京", "lat": 39.7392}
+    (line,) = decode_lines(encode_events([event]).body)
+    assert "Zoë 東京".encode() in line
+    assert json.loads(line) == event
+
+
+def test_metadata_describes_the_object() -> None:
+    encoded = encode_events(_samples())
+    meta = encoded.metadata(fetched_at_ns=0)
+    assert meta[META_COUNT] == str(encoded.count)
+    assert meta[META_SHA256] == encoded.sha256
+    assert meta[META_FIRST_TS] <= meta[META_LAST_TS]
+
+
+@pytest.mark.parametrize("timestamp", [None, "", "yesterday", 1714814102])
+def test_event_without_usable_timestamp_is_refused_not_dropped(timestamp: object) -> None:
+    with pytest.raises(MalformedEventError):
+        encode_events([{"id": "x", "timestamp": timestamp}])
+
+
+def test_empty_object_round_trips() -> None:
+    encoded = encode_events([])
+    assert decode_lines(encoded.body) == []
+    assert encoded.count == 0
