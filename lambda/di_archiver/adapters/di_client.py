@@ -1,0 +1,672 @@
+"""The Directory Insights HTTP client: an :class:`~di_archiver.domain.ports.EventSource`.
+
+It pages ``POST /insights/directory/v1/events`` with ``search_after`` exactly as JumpCloud
+documents (stop when ``X-Result-Count < X-Limit``), streams pages without holding the window,
+retries what is transient (429, 5xx, timeouts, cut connections, bodies that are cut short) with
+exponential back-off and full jitter, and turns what is permanent (400/401/402/403) into errors
+that say what to fix. Credentials never reach a message, ``repr`` or log line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import random as _random
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import httpx
+
+from di_archiver import __version__
+from di_archiver.adapters.di_auth import (
+    DEFAULT_RENEW_MARGIN_SECONDS,
+    AccessToken,
+    ApiKeyCredentials,
+    Credentials,
+    ServiceAccountCredentials,
+    TokenCache,
+)
+from di_archiver.adapters.retry import RETRYABLE_STATUSES, RetryPolicy, parse_retry_after
+from di_archiver.errors import (
+    DIApiError,
+    DIAuthenticationError,
+    DIBadRequestError,
+    DIForbiddenError,
+    DIPaymentRequiredError,
+    DIResponseError,
+    DITransientError,
+    SettingsError,
+)
+from di_archiver.settings import DEFAULT_TOKEN_URL, REGION_BASE_URLS, Region
+from di_archiver.timestamps import format_timestamp_ns
+
+if TYPE_CHECKING:
+    from di_archiver.domain.ports import EventSource
+
+logger = logging.getLogger(__name__)
+
+API_PREFIX = "/insights/directory/v1"
+EVENTS_PATH = f"{API_PREFIX}/events"
+COUNT_PATH = f"{API_PREFIX}/events/count"
+MAX_PAGE_LIMIT = 10_000
+DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
+_MESSAGE_LIMIT = 300
+
+Event = dict[str, Any]
+Page = list[Event]
+OrgIds = str | Sequence[str] | None
+_T = TypeVar("_T")
+
+
+def make_base_url(region: Region | str, base_url: str | None = None) -> str:
+    """The DI API base URL: ``base_url`` when given (e.g. the simulator), else the region's."""
+    return (base_url or REGION_BASE_URLS[Region(region)]).rstrip("/")
+
+
+@dataclass(slots=True)
+class ClientStats:
+    """Counters for metrics and tests; one instance per client, cumulative."""
+
+    requests: int = 0
+    retries: int = 0
+    throttles: int = 0  # HTTP 429
+    server_errors: int = 0  # HTTP 5xx (and 408)
+    transport_errors: int = 0  # timeouts, resets, refused connections
+    truncated: int = 0  # 200 answers whose body was cut short or disagreed with its headers
+    pages: int = 0
+    events: int = 0
+    tokens_issued: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _PageResponse:
+    events: Page
+    result_count: int
+    limit: int | None
+    cursor: str | None
+    request_id: str | None
+
+
+class _Retry(Exception):
+    """Raised by a response handler: this attempt failed transiently."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        retry_after: float | None = None,
+        malformed: bool = False,
+        immediate: bool = False,
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+        self.malformed = malformed  # a 200 whose body was unusable: DIResponseError if it persists
+        self.immediate = immediate  # retry at once without spending an attempt (token renewal)
+
+
+class DIClient:
+    """Reads DI events over HTTP; thread-safe enough for its own one-page prefetch."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        credentials: Credentials,
+        token_url: str | None = None,
+        page_limit: int = MAX_PAGE_LIMIT,
+        services: Sequence[str] = ("all",),
+        retry: RetryPolicy | None = None,
+        http: httpx.Client | None = None,
+        timeout: httpx.Timeout | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+        random: Callable[[], float] = _random.random,
+        user_agent: str = f"di-archiver/{__version__}",
+        prefetch: bool = True,
+        token_renew_margin: float = DEFAULT_RENEW_MARGIN_SECONDS,
+    ) -> None:
+        if not 1 <= page_limit <= MAX_PAGE_LIMIT:
+            raise SettingsError(f"page_limit must be 1..{MAX_PAGE_LIMIT}; got {page_limit}")
+        if isinstance(services, str) or not services:
+            raise SettingsError("services must be a non-empty list of DI service names")
+        self._base_url = base_url.rstrip("/")
+        self._credentials = credentials
+        self._token_url = token_url or DEFAULT_TOKEN_URL
+        self._page_limit = page_limit
+        self._services = list(services)
+        self._retry = retry or RetryPolicy()
+        self._http = http
+        self._owns_http = http is None
+        self._timeout = timeout or DEFAULT_TIMEOUT
+        self._sleep = sleep
+        self._random = random
+        self._user_agent = user_agent
+        self._prefetch = prefetch
+        self._http_lock = threading.Lock()
+        self._tokens: TokenCache | None = None
+        if isinstance(credentials, ServiceAccountCredentials):
+            self._tokens = TokenCache(
+                self._fetch_token, monotonic=monotonic, renew_margin=token_renew_margin
+            )
+        self.stats = ClientStats()
+
+    def __repr__(self) -> str:
+        return f"DIClient(base_url={self._base_url!r}, credentials={self._credentials!r})"
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def http(self) -> httpx.Client:
+        """The underlying httpx client, created on first use (HTTP/1.1, explicit timeouts)."""
+        with self._http_lock:
+            if self._http is None:
+                self._http = httpx.Client(timeout=self._timeout, follow_redirects=False)
+            return self._http
+
+    def close(self) -> None:
+        """Close the HTTP client if this object created it."""
+        with self._http_lock:
+            if self._http is not None and self._owns_http:
+                self._http.close()
+                self._http = None
+
+    def __enter__(self) -> DIClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- public API ------------------------------------------------------------------------
+
+    def iter_pages(self, org_id: OrgIds, start_ns: int, end_ns: int) -> Iterator[Page]:
+        """Pages of raw events for ``[start_ns, end_ns]`` in ascending order, streamed.
+
+        The API filters at millisecond resolution and its ``end_time`` inclusivity is unknown:
+        callers enforce their exact window on the parsed timestamps.
+        """
+        orgs = self._org_ids(org_id)
+        body = self._query_body(start_ns, end_ns)
+        body |= {"sort": "ASC", "limit": self._page_limit}
+        pages = self._pages(orgs, body)
+        return _prefetched(pages) if self._prefetch else pages
+
+    def iter_events(self, org_id: OrgIds, start_ns: int, end_ns: int) -> Iterator[Event]:
+        """Events of :meth:`iter_pages`, one at a time."""
+        pages = self.iter_pages(org_id, start_ns, end_ns)
+        return _flatten(pages)
+
+    def count(self, org_id: OrgIds, start_ns: int, end_ns: int) -> int:
+        """DI's ``/events/count`` for the same query as :meth:`iter_pages`."""
+        orgs = self._org_ids(org_id)
+        body = self._query_body(start_ns, end_ns)
+        return self._call_api("DI /events/count", COUNT_PATH, body, orgs, self._parse_count)
+
+    # -- paging ----------------------------------------------------------------------------
+
+    def _pages(self, orgs: tuple[str, ...], body: dict[str, Any]) -> Iterator[Page]:
+        seen_cursors: set[str] = set()
+        request = dict(body)
+        while True:
+            page = self._call_api("DI /events", EVENTS_PATH, request, orgs, self._parse_page)
+            self.stats.pages += 1
+            if not page.events:
+                return
+            # The documented rule; X-Limit is the effective limit, which may differ from ours.
+            # Without X-Limit we cannot tell a last page, so we read on to an empty one.
+            if page.limit is not None and page.result_count < page.limit:
+                self.stats.events += len(page.events)
+                yield page.events
+                return
+            cursor = self._next_cursor(page)
+            key = json.dumps(cursor, sort_keys=True, separators=(",", ":"))
+            if key in seen_cursors:
+                raise DIResponseError(
+                    f"DI returned the cursor {key} again with a full page: paging would never "
+                    f"end{_rid(page.request_id)}",
+                    status=200,
+                    request_id=page.request_id,
+                )
+            seen_cursors.add(key)
+            self.stats.events += len(page.events)
+            yield page.events
+            request = body | {"search_after": cursor}
+
+    @staticmethod
+    def _next_cursor(page: _PageResponse) -> list[Any]:
+        if page.cursor is None:
+            raise DIResponseError(
+                "a full DI page came without X-Search_after; cannot read on"
+                f"{_rid(page.request_id)}",
+                status=200,
+                request_id=page.request_id,
+            )
+        try:
+            cursor = json.loads(page.cursor)
+        except ValueError:
+            cursor = None
+        if not isinstance(cursor, list) or not cursor:
+            raise DIResponseError(
+                f"X-Search_after is not a JSON array: {page.cursor[:100]!r}{_rid(page.request_id)}",
+                status=200,
+                request_id=page.request_id,
+            )
+        return cursor
+
+    def _parse_page(self, response: httpx.Response) -> _PageResponse:
+        request_id = response.headers.get("x-request-id")
+        data = self._json_body(response)
+        if data is None:  # seen as "null responses" in JumpCloud's SDK changelog
+            events: Page = []
+        elif isinstance(data, list) and all(isinstance(item, dict) for item in data):
+            events = data
+        else:
+            raise DIResponseError(
+                f"DI /events answered 200 with a body that is not a JSON array of objects"
+                f"{_rid(request_id)}",
+                status=200,
+                request_id=request_id,
+            )
+        result_count = _int_header(response, "x-result-count")
+        if result_count is not None and result_count != len(events):
+            # Headers arrive before the body: a mismatch means the body was cut or mangled.
+            self.stats.truncated += 1
+            raise _Retry(
+                f"X-Result-Count {result_count} but {len(events)} events in the body",
+                malformed=True,
+            )
+        return _PageResponse(
+            events=events,
+            result_count=len(events) if result_count is None else result_count,
+            limit=_int_header(response, "x-limit"),
+            cursor=response.headers.get("x-search_after"),
+            request_id=request_id,
+        )
+
+    def _parse_count(self, response: httpx.Response) -> int:
+        data = self._json_body(response)
+        value = data.get("count") if isinstance(data, dict) else None
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            request_id = response.headers.get("x-request-id")
+            raise DIResponseError(
+                f'DI /events/count answered without a valid "count"{_rid(request_id)}',
+                status=200,
+                request_id=request_id,
+            )
+        return value
+
+    def _json_body(self, response: httpx.Response) -> Any:
+        try:
+            return json.loads(response.content)
+        except ValueError:
+            # A cut connection can still look like a complete 200; try again before giving up.
+            self.stats.truncated += 1
+            raise _Retry("a 200 body that is not valid JSON", malformed=True) from None
+
+    # -- requests, retries and errors ------------------------------------------------------
+
+    def _call_api(
+        self,
+        what: str,
+        path: str,
+        body: dict[str, Any],
+        orgs: tuple[str, ...],
+        parse: Callable[[httpx.Response], _T],
+    ) -> _T:
+        url = self._base_url + path
+        renewed = False
+        sent_token: list[str | None] = [None]
+
+        def send() -> httpx.Response:
+            headers = self._headers(orgs, sent_token)
+            return self.http.post(url, json=body, headers=headers)
+
+        def handle(response: httpx.Response) -> _T:
+            nonlocal renewed
+            status = response.status_code
+            if status == 200:
+                return parse(response)
+            if status in RETRYABLE_STATUSES:
+                raise self._retryable(response)
+            if status == 401 and self._tokens is not None and not renewed:
+                # The token may have been revoked or expired early: renew once, then judge.
+                renewed = True
+                self._tokens.invalidate(sent_token[0])
+                raise _Retry("HTTP 401 with a cached token; renewing it", immediate=True)
+            raise self._status_error(what, response, orgs)
+
+        return self._with_retries(what, send, handle)
+
+    def _headers(
+        self, orgs: tuple[str, ...], sent_token: list[str | None]
+    ) -> list[tuple[str, str]]:
+        headers = [
+            ("Content-Type", "application/json"),
+            ("Accept", "application/json"),
+            ("User-Agent", self._user_agent),
+        ]
+        if isinstance(self._credentials, ApiKeyCredentials):
+            headers.append(("x-api-key", self._credentials.api_key))
+        else:
+            assert self._tokens is not None
+            token = self._tokens.get()
+            sent_token[0] = token
+            headers.append(("Authorization", f"Bearer {token}"))
+        # DI takes one x-org-id header per organisation (MSP administrators query several).
+        headers.extend(("x-org-id", org) for org in orgs)
+        return headers
+
+    def _retryable(self, response: httpx.Response) -> _Retry:
+        status = response.status_code
+        if status == 429:
+            self.stats.throttles += 1
+        else:
+            self.stats.server_errors += 1
+        return _Retry(
+            f"HTTP {status}", retry_after=parse_retry_after(response.headers.get("retry-after"))
+        )
+
+    def _with_retries(
+        self,
+        what: str,
+        send: Callable[[], httpx.Response],
+        handle: Callable[[httpx.Response], _T],
+    ) -> _T:
+        attempts = 0
+        last_reason = "no attempt made"
+        last_status: int | None = None
+        request_id: str | None = None
+        malformed = False
+        cause: BaseException | None = None
+        while True:
+            attempts += 1
+            retry_after: float | None = None
+            self.stats.requests += 1
+            try:
+                response = send()
+            except (httpx.UnsupportedProtocol, httpx.LocalProtocolError, httpx.InvalidURL) as exc:
+                raise DIApiError(f"{what} cannot be sent: {type(exc).__name__}") from exc
+            except (httpx.TransportError, httpx.DecodingError) as exc:
+                self.stats.transport_errors += 1
+                if isinstance(exc, httpx.RemoteProtocolError | httpx.DecodingError):
+                    self.stats.truncated += 1
+                last_reason, last_status, malformed, cause = _describe(exc), None, False, exc
+            else:
+                request_id = response.headers.get("x-request-id") or request_id
+                try:
+                    return handle(response)
+                except _Retry as signal:
+                    last_reason, last_status = signal.reason, response.status_code
+                    malformed, retry_after, cause = signal.malformed, signal.retry_after, None
+                    if signal.immediate:
+                        attempts -= 1
+                        continue
+            if attempts >= self._retry.max_attempts:
+                break
+            delay = self._retry.delay(attempts, retry_after, self._random)
+            self.stats.retries += 1
+            logger.warning(
+                "%s attempt %d/%d failed (%s)%s; retrying in %.3f s",
+                what,
+                attempts,
+                self._retry.max_attempts,
+                last_reason,
+                _rid(request_id),
+                delay,
+            )
+            self._sleep(delay)
+        error = DIResponseError if malformed else DITransientError
+        raise error(
+            f"{what} failed after {attempts} attempts; last: {last_reason}{_rid(request_id)}",
+            status=last_status,
+            request_id=request_id,
+        ) from cause
+
+    def _status_error(
+        self, what: str, response: httpx.Response, orgs: tuple[str, ...]
+    ) -> DIApiError:
+        status = response.status_code
+        request_id = response.headers.get("x-request-id")
+        rid = _rid(request_id)
+        source = f"secret {self._credentials.source}" if self._credentials.source else "the secret"
+        org_text = ", ".join(orgs) if orgs else "the key's organisation"
+        message = self._api_message(response)
+        if status == 400:
+            return DIBadRequestError(
+                f"{what} rejected the query (HTTP 400): {message}{rid}",
+                status=status,
+                request_id=request_id,
+            )
+        if status == 401:
+            if isinstance(self._credentials, ApiKeyCredentials):
+                text = (
+                    f"the API key was rejected (HTTP 401): check that {source} holds a current "
+                    f"JumpCloud administrator API key, or rotate it{rid}"
+                )
+            else:
+                text = (
+                    f"the service-account token was rejected (HTTP 401) even after renewal: "
+                    f"check that the service account in {source} is active and allowed to read "
+                    f"Directory Insights{rid}"
+                )
+            return DIAuthenticationError(text, status=status, request_id=request_id)
+        if status == 402:
+            return DIPaymentRequiredError(
+                f"Directory Insights is not enabled for org {org_text} (HTTP 402): enable it "
+                f"for the organisation (or its subscription), or remove the org from the "
+                f"archiver's org_ids{rid}",
+                status=status,
+                request_id=request_id,
+            )
+        if status == 403:
+            return DIForbiddenError(
+                f"the key's administrator lacks an API-capable role (HTTP 403) for org "
+                f"{org_text}: use the credential of an administrator whose role may call the "
+                f"API (Command Runner roles cannot){rid}",
+                status=status,
+                request_id=request_id,
+            )
+        return DIApiError(
+            f"{what} answered HTTP {status}: {message}{rid}", status=status, request_id=request_id
+        )
+
+    def _api_message(self, response: httpx.Response) -> str:
+        """The API's ``message`` (or OAuth ``error``), shortened and scrubbed of secrets."""
+        text = ""
+        try:
+            data = json.loads(response.content)
+        except ValueError:
+            data = None
+        if isinstance(data, dict):
+            parts = [data.get(k) for k in ("message", "error", "error_description")]
+            text = "; ".join(str(p) for p in parts if isinstance(p, str) and p)
+        if not text:
+            text = response.text.strip() or "(no message)"
+        return self._scrub(text[:_MESSAGE_LIMIT])
+
+    def _scrub(self, text: str) -> str:
+        for secret in self._credentials.secret_values:
+            text = text.replace(secret, "***")
+        token = self._tokens.current if self._tokens is not None else None
+        if token:
+            text = text.replace(token, "***")
+        return text
+
+    # -- service-account tokens ------------------------------------------------------------
+
+    def _fetch_token(self) -> AccessToken:
+        creds = self._credentials
+        assert isinstance(creds, ServiceAccountCredentials)
+        source = f"secret {creds.source}" if creds.source else "the secret"
+
+        def send() -> httpx.Response:
+            return self.http.post(
+                self._token_url,
+                auth=httpx.BasicAuth(creds.client_id, creds.client_secret),
+                data={"grant_type": "client_credentials", "scope": "api"},
+                headers={"Accept": "application/json", "User-Agent": self._user_agent},
+            )
+
+        def handle(response: httpx.Response) -> AccessToken:
+            status = response.status_code
+            if status in RETRYABLE_STATUSES:
+                raise self._retryable(response)
+            if status in (400, 401, 403):
+                request_id = response.headers.get("x-request-id")
+                raise DIAuthenticationError(
+                    f"service-account credentials were rejected by the token endpoint "
+                    f"(HTTP {status}: {self._api_message(response)}): check client_id and "
+                    f"client_secret in {source}, or issue a new client secret{_rid(request_id)}",
+                    status=status,
+                    request_id=request_id,
+                )
+            if status != 200:
+                raise self._status_error("the OAuth token endpoint", response, ())
+            data = self._json_body(response)
+            token = data.get("access_token") if isinstance(data, dict) else None
+            if not isinstance(token, str) or not token:
+                raise DIResponseError(
+                    "the OAuth token endpoint answered 200 without an access_token", status=200
+                )
+            expires_in = data.get("expires_in")
+            ttl = (
+                float(expires_in)
+                if isinstance(expires_in, int | float) and not isinstance(expires_in, bool)
+                else None
+            )
+            return AccessToken(value=token, expires_in=ttl)
+
+        token = self._with_retries("OAuth token request", send, handle)
+        self.stats.tokens_issued += 1
+        return token
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _org_ids(self, org_id: OrgIds) -> tuple[str, ...]:
+        if org_id is None:
+            orgs: tuple[str, ...] = ()
+        elif isinstance(org_id, str):
+            orgs = (org_id,)
+        else:
+            orgs = tuple(org_id)
+        if any(not isinstance(org, str) or not org for org in orgs):
+            raise SettingsError("org ids must be non-empty strings")
+        if not orgs and isinstance(self._credentials, ServiceAccountCredentials):
+            raise SettingsError(
+                "service-account credentials need an organisation id: set org_ids "
+                "(DI_ARCHIVER_ORG_IDS)"
+            )
+        return orgs
+
+    def _query_body(self, start_ns: int, end_ns: int) -> dict[str, Any]:
+        if start_ns > end_ns:
+            raise DIBadRequestError(
+                f"start ({format_timestamp_ns(start_ns)}) is after end "
+                f"({format_timestamp_ns(end_ns)})"
+            )
+        return {
+            "service": list(self._services),
+            "start_time": format_timestamp_ns(start_ns),
+            "end_time": format_timestamp_ns(end_ns),
+        }
+
+
+def _int_header(response: httpx.Response, name: str) -> int | None:
+    raw = response.headers.get(name)  # httpx matches names case-insensitively
+    if raw is None:
+        return None
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        value = -1
+    if value < 0:
+        request_id = response.headers.get("x-request-id")
+        raise DIResponseError(
+            f"DI header {name} is not a count: {raw[:40]!r}{_rid(request_id)}",
+            status=response.status_code,
+            request_id=request_id,
+        )
+    return value
+
+
+def _rid(request_id: str | None) -> str:
+    return f" (request id {request_id})" if request_id else ""
+
+
+def _describe(exc: httpx.HTTPError) -> str:
+    if isinstance(exc, httpx.TimeoutException):
+        return f"timeout ({type(exc).__name__})"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return "connection closed mid-response (RemoteProtocolError)"
+    return f"transport error ({type(exc).__name__})"
+
+
+def _flatten(pages: Iterator[Page]) -> Iterator[Event]:
+    try:
+        for page in pages:
+            yield from page
+    finally:
+        close = getattr(pages, "close", None)
+        if close is not None:
+            close()
+
+
+_PREFETCH_POLL_SECONDS = 0.05
+
+
+def _prefetched(pages: Iterator[Page]) -> Iterator[Page]:
+    """Fetch page N+1 in a background thread while the caller works on page N.
+
+    At most one page waits in the queue, so memory stays bounded. Errors surface in the
+    caller at the page where they happened; closing (or dropping) the iterator stops the
+    thread after the request it has in flight.
+    """
+    slot: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def put(item: tuple[str, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                slot.put(item, timeout=_PREFETCH_POLL_SECONDS)
+            except queue.Full:
+                continue
+            return True
+        return False
+
+    def work() -> None:
+        try:
+            for page in pages:
+                if not put(("page", page)):
+                    return
+            put(("done", None))
+        except BaseException as exc:  # handed to the caller, who re-raises it
+            put(("error", exc))
+        finally:
+            close = getattr(pages, "close", None)
+            if close is not None:
+                close()
+
+    worker = threading.Thread(target=work, name="di-client-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, value = slot.get()
+            if kind == "page":
+                yield value
+            elif kind == "error":
+                raise value
+            else:
+                return
+    finally:
+        stop.set()
+
+
+if TYPE_CHECKING:
+
+    def _implements_event_source(client: DIClient) -> EventSource:
+        # mypy proves here that DIClient satisfies the domain's EventSource protocol.
+        return client
