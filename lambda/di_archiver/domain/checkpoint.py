@@ -1,0 +1,156 @@
+"""The per-organisation checkpoint: the end of the newest closed bucket.
+
+Document (JSON, one per org in SSM or the local checkpoint file)::
+
+    {"schema_version": 1, "closed_through": "<RFC3339>", "bucket_minutes": 60,
+     "updated_at": "<RFC3339>"}
+
+``closed_through`` means: every bucket ending at or before it is final in the archive (or lies
+before the first run's backfill start). It only ever moves forward, and only after every object
+of the buckets it covers was written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from di_archiver.domain.planning import NS_PER_MINUTE
+from di_archiver.domain.ports import CheckpointStore
+from di_archiver.errors import CheckpointError, SettingsError
+from di_archiver.timestamps import format_timestamp_ns, parse_timestamp_ns
+
+CHECKPOINT_SCHEMA_VERSION = 1
+_MINUTES_PER_DAY = 1440
+
+
+def _fix_hint(org_id: str) -> str:
+    return (
+        f"fix or delete the checkpoint of org {org_id}; deleting it makes the next run backfill "
+        "the lookback window again, which rewrites buckets without losing archived events"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """A validated checkpoint document."""
+
+    closed_through_ns: int
+    bucket_minutes: int
+    updated_at_ns: int
+    schema_version: int = CHECKPOINT_SCHEMA_VERSION
+
+    @property
+    def bucket_ns(self) -> int:
+        return self.bucket_minutes * NS_PER_MINUTE
+
+    def to_document(self) -> dict[str, Any]:
+        return {
+            "schema_version": self.schema_version,
+            "closed_through": format_timestamp_ns(self.closed_through_ns),
+            "bucket_minutes": self.bucket_minutes,
+            "updated_at": format_timestamp_ns(self.updated_at_ns),
+        }
+
+    @classmethod
+    def from_document(cls, document: object, *, org_id: str) -> Checkpoint:
+        """Validate a stored document; any problem is a CheckpointError saying what to do."""
+        if not isinstance(document, Mapping):
+            raise CheckpointError(
+                f"checkpoint of org {org_id} is not a JSON object; " + _fix_hint(org_id)
+            )
+        version = document.get("schema_version")
+        if type(version) is not int:
+            raise CheckpointError(
+                f"checkpoint of org {org_id} has no integer schema_version; " + _fix_hint(org_id)
+            )
+        if version != CHECKPOINT_SCHEMA_VERSION:
+            raise CheckpointError(
+                f"checkpoint of org {org_id} has schema_version {version}, this di-archiver "
+                f"understands {CHECKPOINT_SCHEMA_VERSION}; upgrade di-archiver, or "
+                + _fix_hint(org_id)
+            )
+        minutes = document.get("bucket_minutes")
+        if type(minutes) is not int or minutes < 1 or _MINUTES_PER_DAY % minutes:
+            raise CheckpointError(
+                f"checkpoint of org {org_id} has an invalid bucket_minutes (must divide 1440); "
+                + _fix_hint(org_id)
+            )
+        closed_through = _timestamp(document, "closed_through", org_id=org_id, required=True)
+        assert closed_through is not None  # required=True never returns None
+        updated_at = _timestamp(document, "updated_at", org_id=org_id, required=False)
+        if closed_through % (minutes * NS_PER_MINUTE):
+            raise CheckpointError(
+                f"checkpoint of org {org_id}: closed_through is not a {minutes}-minute bucket "
+                "boundary; " + _fix_hint(org_id)
+            )
+        return cls(
+            closed_through_ns=closed_through,
+            bucket_minutes=minutes,
+            updated_at_ns=closed_through if updated_at is None else updated_at,
+            schema_version=version,
+        )
+
+
+def _timestamp(
+    document: Mapping[str, Any], field: str, *, org_id: str, required: bool
+) -> int | None:
+    value = document.get(field)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str):
+        raise CheckpointError(
+            f"checkpoint of org {org_id} has no {field} timestamp; " + _fix_hint(org_id)
+        )
+    try:
+        return parse_timestamp_ns(value)
+    except ValueError:
+        raise CheckpointError(
+            f"checkpoint of org {org_id}: {field} is not an RFC 3339 timestamp; "
+            + _fix_hint(org_id)
+        ) from None
+
+
+def load_checkpoint(
+    store: CheckpointStore, org_id: str, *, bucket_ns: int, now_ns: int | None = None
+) -> Checkpoint | None:
+    """The org's validated checkpoint, or ``None`` before its first run.
+
+    A checkpoint written with another bucket width is a SettingsError: objects of both widths
+    would overlap (keys hold both bucket ends), so the width can only change with a fresh
+    archive prefix or after every bucket of the old width is sealed into days.
+    """
+    document = store.load(org_id)
+    if document is None:
+        return None
+    checkpoint = Checkpoint.from_document(document, org_id=org_id)
+    if checkpoint.bucket_ns != bucket_ns:
+        raise SettingsError(
+            f"org {org_id} was archived with {checkpoint.bucket_minutes}-minute buckets but the "
+            f"settings say {bucket_ns // NS_PER_MINUTE}; set DI_ARCHIVER_BUCKET_MINUTES back to "
+            f"{checkpoint.bucket_minutes}, or use a new DI_ARCHIVER_ARCHIVE_PREFIX (and delete "
+            "the checkpoint) to start an archive with the new width"
+        )
+    if now_ns is not None and checkpoint.closed_through_ns > now_ns:
+        raise CheckpointError(
+            f"checkpoint of org {org_id} is in the future "
+            f"({format_timestamp_ns(checkpoint.closed_through_ns)}); check the clock, or "
+            + _fix_hint(org_id)
+        )
+    return checkpoint
+
+
+def save_checkpoint(store: CheckpointStore, org_id: str, checkpoint: Checkpoint) -> None:
+    """Store ``checkpoint``, refusing to move the stored one backwards (e.g. a racing run)."""
+    current = store.load(org_id)
+    if current is not None:
+        stored = Checkpoint.from_document(current, org_id=org_id)
+        if stored.closed_through_ns > checkpoint.closed_through_ns:
+            raise CheckpointError(
+                f"refusing to move the checkpoint of org {org_id} backwards from "
+                f"{format_timestamp_ns(stored.closed_through_ns)} to "
+                f"{format_timestamp_ns(checkpoint.closed_through_ns)}; is another run racing "
+                "on the same org? Give each stream one concurrent run"
+            )
+    store.save(org_id, checkpoint.to_document())

@@ -1,0 +1,627 @@
+"""The archiving engine: idempotent time-bucket snapshots with a forward-only checkpoint.
+
+One run, per organisation (design.md section 3):
+
+1. Load and validate the checkpoint (``closed_through``). The first run pins the backfill start,
+   ``floor(now - lookback)`` aligned to the bucket width, as its checkpoint.
+2. Plan the buckets from the checkpoint up to ``now - lag``. The newest bucket usually reaches
+   past ``now - lag``: it is snapshotted partially (fetched up to ``now - lag``) and stays open,
+   which keeps freshness at about the lag instead of lag + one bucket width.
+3. Snapshot each bucket (fetch, split by service, one object per service; see
+   :mod:`di_archiver.domain.snapshot`). With ``pipeline`` on, pages are fetched one ahead on
+   a thread across bucket boundaries and bucket N is written on another thread while bucket
+   N+1 is collected: at most two buckets (plus one page) are in memory, whatever the window.
+4. A bucket is closed when ``end <= now - lag`` and ``end + settle <= now``. The checkpoint
+   advances to the end of the newest closed bucket only after its objects (and all earlier
+   ones) were written. It is saved every ``checkpoint_every`` closed buckets, at the end, and
+   on the way out of a failure.
+5. Stop starting buckets when ``remaining_seconds() < reserve``; the next run continues.
+
+Organisations are independent: a failing org (401/402/403, a bucket too large, a broken
+checkpoint) is recorded in the report and the others still run; the run then raises
+:class:`EngineRunError` carrying the full report, so the Lambda invocation fails and alarms.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from di_archiver.domain.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from di_archiver.domain.pipeline import run_ahead
+from di_archiver.domain.planning import (
+    NS_PER_MINUTE,
+    PlannedBucket,
+    align_down,
+    align_up,
+    count_buckets,
+    is_closed,
+    plan_buckets,
+    validate_bucket_width,
+)
+from di_archiver.domain.ports import ArchiveStore, CheckpointStore, EventSource
+from di_archiver.domain.snapshot import (
+    CollectedBucket,
+    WriteOutcome,
+    add_page,
+    close_pages,
+    collect_bucket,
+    day_may_be_sealed,
+    write_bucket,
+)
+from di_archiver.errors import ArchiverError, SettingsError
+from di_archiver.layout import LayoutError, validate_org_id
+from di_archiver.settings import ArchiverSettings
+from di_archiver.timestamps import NS_PER_SECOND
+
+NS_PER_DAY = 86_400 * NS_PER_SECOND
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Engine knobs in integer nanoseconds (built from :class:`ArchiverSettings`)."""
+
+    prefix: str
+    bucket_ns: int
+    lag_ns: int
+    settle_ns: int
+    lookback_ns: int
+    max_events_per_bucket: int
+    time_budget_reserve_s: float
+    checkpoint_every: int = 24
+    pipeline: bool = True
+
+    def __post_init__(self) -> None:
+        try:
+            validate_bucket_width(self.bucket_ns)
+        except LayoutError as exc:
+            raise SettingsError(str(exc)) from None
+        if min(self.lag_ns, self.settle_ns, self.lookback_ns) < 0:
+            raise SettingsError("lag, settle and lookback must not be negative")
+        if self.max_events_per_bucket < 1 or self.checkpoint_every < 1:
+            raise SettingsError("max_events_per_bucket and checkpoint_every must be >= 1")
+
+    @property
+    def bucket_minutes(self) -> int:
+        return self.bucket_ns // NS_PER_MINUTE
+
+    @classmethod
+    def from_settings(cls, settings: ArchiverSettings) -> EngineConfig:
+        return cls(
+            prefix=settings.archive_prefix,
+            bucket_ns=settings.bucket_minutes * NS_PER_MINUTE,
+            lag_ns=settings.lag_seconds * NS_PER_SECOND,
+            settle_ns=settings.settle_seconds * NS_PER_SECOND,
+            lookback_ns=settings.lookback_days * NS_PER_DAY,
+            max_events_per_bucket=settings.max_events_per_bucket,
+            time_budget_reserve_s=float(settings.time_budget_reserve_seconds),
+        )
+
+
+@dataclass(frozen=True)
+class BucketResult:
+    """What snapshotting one bucket did. ``events`` counts distinct in-range events fetched."""
+
+    org_id: str
+    start_ns: int
+    end_ns: int
+    events: int
+    objects_written: int
+    objects_unchanged: int
+    bytes_written: int
+    services: tuple[str, ...]
+    unknown_service_events: int
+    collisions: int
+    closed: bool = False
+
+
+@dataclass(frozen=True)
+class OrgRunResult:
+    """One organisation's part of a run; ``error`` is set when it failed (others still ran).
+
+    ``checkpoint_after_ns`` is ``None`` only when the org has no checkpoint at all (a failure
+    before its first run could pin one, or a re-snapshot of a never-archived org).
+    """
+
+    org_id: str
+    checkpoint_before_ns: int | None
+    checkpoint_after_ns: int | None
+    buckets: int
+    buckets_written: int
+    buckets_unchanged: int
+    events: int
+    bytes_written: int
+    freshness_lag_s: float
+    stopped_early: bool
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class RunReport:
+    orgs: tuple[OrgRunResult, ...]
+
+    @property
+    def buckets(self) -> int:
+        return sum(o.buckets for o in self.orgs)
+
+    @property
+    def buckets_written(self) -> int:
+        return sum(o.buckets_written for o in self.orgs)
+
+    @property
+    def buckets_unchanged(self) -> int:
+        return sum(o.buckets_unchanged for o in self.orgs)
+
+    @property
+    def events(self) -> int:
+        return sum(o.events for o in self.orgs)
+
+    @property
+    def bytes_written(self) -> int:
+        return sum(o.bytes_written for o in self.orgs)
+
+    @property
+    def stopped_early(self) -> bool:
+        return any(o.stopped_early for o in self.orgs)
+
+    @property
+    def freshness_lag_s(self) -> float:
+        """The worst (largest) freshness lag over the orgs, 0.0 for an empty report."""
+        return max((o.freshness_lag_s for o in self.orgs), default=0.0)
+
+    @property
+    def failed(self) -> tuple[OrgRunResult, ...]:
+        return tuple(o for o in self.orgs if o.error is not None)
+
+
+@dataclass(frozen=True)
+class OrgStatus:
+    org_id: str
+    checkpoint_ns: int | None
+    lag_s: float | None
+    open_buckets: int
+    bucket_minutes: int
+
+
+class EngineRunError(ArchiverError):
+    """One or more organisations failed; ``report`` still describes every org of the run."""
+
+    def __init__(self, report: RunReport, failures: Sequence[tuple[str, ArchiverError]]) -> None:
+        details = "; ".join(f"org {org}: {type(exc).__name__}: {exc}" for org, exc in failures)
+        super().__init__(f"{len(failures)} of {len(report.orgs)} organisation(s) failed: {details}")
+        self.report = report
+        self.failures = tuple(failures)
+
+
+class RunObserver(Protocol):
+    """Receives progress; the Lambda handler adapts it to Powertools metrics and logs."""
+
+    def on_bucket(self, result: BucketResult) -> None: ...
+
+    def on_org(self, result: OrgRunResult) -> None: ...
+
+    def on_warning(self, message: str, **fields: object) -> None: ...
+
+
+class NullObserver:
+    """An observer that ignores everything."""
+
+    def on_bucket(self, result: BucketResult) -> None:
+        return None
+
+    def on_org(self, result: OrgRunResult) -> None:
+        return None
+
+    def on_warning(self, message: str, **fields: object) -> None:
+        return None
+
+
+@dataclass
+class _Progress:
+    org_id: str
+    now_ns: int = 0
+    before_ns: int | None = None
+    saved_ns: int | None = None
+    closed_through_ns: int | None = None
+    covered_ns: int | None = None
+    buckets: int = 0
+    written: int = 0
+    unchanged: int = 0
+    events: int = 0
+    bytes: int = 0
+    stopped_early: bool = False
+    error: str | None = None
+
+    def result(self) -> OrgRunResult:
+        covered = self.covered_ns if self.covered_ns is not None else self.closed_through_ns
+        lag = 0.0 if covered is None else max(0, self.now_ns - covered) / NS_PER_SECOND
+        return OrgRunResult(
+            org_id=self.org_id,
+            checkpoint_before_ns=self.before_ns,
+            checkpoint_after_ns=self.saved_ns,
+            buckets=self.buckets,
+            buckets_written=self.written,
+            buckets_unchanged=self.unchanged,
+            events=self.events,
+            bytes_written=self.bytes,
+            freshness_lag_s=lag,
+            stopped_early=self.stopped_early,
+            error=self.error,
+        )
+
+
+@dataclass
+class _Budget:
+    remaining_seconds: Callable[[], float] | None
+    reserve_s: float
+
+    def exhausted(self) -> bool:
+        return self.remaining_seconds is not None and self.remaining_seconds() < self.reserve_s
+
+
+@dataclass
+class _Writer:
+    """Runs bucket writes inline, or on one worker thread so writing overlaps the next fetch."""
+
+    pipeline: bool
+    _executor: ThreadPoolExecutor | None = field(default=None, init=False)
+
+    def submit(self, fn: Callable[[], WriteOutcome]) -> Future[WriteOutcome]:
+        if self.pipeline:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(1, thread_name_prefix="di-archiver-write")
+            return self._executor.submit(fn)
+        future: Future[WriteOutcome] = Future()
+        try:
+            future.set_result(fn())
+        except BaseException as exc:
+            future.set_exception(exc)
+        return future
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+
+class ArchiveEngine:
+    """Archives DI events of one or more organisations into an :class:`ArchiveStore`."""
+
+    def __init__(
+        self,
+        *,
+        source: EventSource,
+        store: ArchiveStore,
+        checkpoints: CheckpointStore,
+        config: EngineConfig,
+        clock: Callable[[], int] = time.time_ns,
+        observer: RunObserver | None = None,
+    ) -> None:
+        self._source = source
+        self._store = store
+        self._checkpoints = checkpoints
+        self._config = config
+        self._clock = clock
+        self._observer: RunObserver = observer or NullObserver()
+
+    @property
+    def config(self) -> EngineConfig:
+        return self._config
+
+    # -- public API -----------------------------------------------------------------------
+
+    def run(
+        self, org_ids: Sequence[str], *, remaining_seconds: Callable[[], float] | None = None
+    ) -> RunReport:
+        """Snapshot every open bucket of each org and advance its checkpoint.
+
+        Raises :class:`EngineRunError` (with the full report) after all orgs ran if any failed.
+        """
+        for org_id in org_ids:
+            validate_org_id(org_id)
+        budget = _Budget(remaining_seconds, self._config.time_budget_reserve_s)
+        return self._for_each_org(org_ids, lambda org, p, w: self._archive_org(org, budget, p, w))
+
+    def resnapshot(
+        self,
+        org_id: str,
+        start_ns: int,
+        end_ns: int,
+        *,
+        remaining_seconds: Callable[[], float] | None = None,
+    ) -> RunReport:
+        """Re-snapshot every bucket overlapping ``[start, end)`` (closed or not).
+
+        Buckets are aligned outward; buckets past ``now - lag`` are skipped or cut like in a
+        run. The checkpoint is validated but never moved. Archived events are never removed.
+        """
+        validate_org_id(org_id)
+        if end_ns <= start_ns:
+            raise LayoutError("resnapshot needs start < end")
+        budget = _Budget(remaining_seconds, self._config.time_budget_reserve_s)
+
+        def work(org: str, progress: _Progress, writer: _Writer) -> None:
+            now = progress.now_ns = self._clock()
+            checkpoint = self._load(org, now)
+            progress.before_ns = progress.saved_ns = (
+                None if checkpoint is None else checkpoint.closed_through_ns
+            )
+            width, horizon = self._config.bucket_ns, now - self._config.lag_ns
+            first = align_down(start_ns, width)
+            last = min(align_up(end_ns, width), align_up(horizon, width))
+            buckets = (
+                PlannedBucket(s, s + width, min(s + width, horizon), closed=False)
+                for s in range(first, last, width)
+            )
+            self._archive_buckets(org, buckets, budget, progress, writer, advance=False)
+
+        return self._for_each_org((org_id,), work)
+
+    def snapshot_bucket(self, org_id: str, start_ns: int, end_ns: int) -> BucketResult:
+        """Snapshot exactly one configured bucket now (for reconcile); checkpoint untouched."""
+        validate_org_id(org_id)
+        width = self._config.bucket_ns
+        if start_ns % width or end_ns - start_ns != width:
+            raise LayoutError(
+                f"[{start_ns}, {end_ns}) is not one {self._config.bucket_minutes}-minute bucket"
+            )
+        now = self._clock()
+        fetch_end = min(end_ns, now - self._config.lag_ns)
+        closed = is_closed(
+            end_ns, now_ns=now, lag_ns=self._config.lag_ns, settle_ns=self._config.settle_ns
+        )
+        if fetch_end <= start_ns:
+            result = BucketResult(org_id, start_ns, end_ns, 0, 0, 0, 0, (), 0, 0, closed)
+        else:
+            collected = self._collect(org_id, PlannedBucket(start_ns, end_ns, fetch_end, closed))
+            result = self._result(collected, self._write(collected, now))
+        self._observer.on_bucket(result)
+        return result
+
+    def status(self, org_ids: Sequence[str]) -> list[OrgStatus]:
+        """Checkpoint, lag and open buckets per org (reads checkpoints only)."""
+        now = self._clock()
+        statuses = []
+        for org_id in org_ids:
+            validate_org_id(org_id)
+            checkpoint = self._load(org_id, now)
+            if checkpoint is None:
+                start = align_down(now - self._config.lookback_ns, self._config.bucket_ns)
+                checkpoint_ns: int | None = None
+                lag_s: float | None = None
+            else:
+                start = checkpoint_ns = checkpoint.closed_through_ns
+                lag_s = max(0, now - start) / NS_PER_SECOND
+            open_buckets = count_buckets(
+                start_ns=start,
+                now_ns=now,
+                bucket_ns=self._config.bucket_ns,
+                lag_ns=self._config.lag_ns,
+            )
+            statuses.append(
+                OrgStatus(org_id, checkpoint_ns, lag_s, open_buckets, self._config.bucket_minutes)
+            )
+        return statuses
+
+    # -- per org --------------------------------------------------------------------------
+
+    def _for_each_org(
+        self, org_ids: Iterable[str], work: Callable[[str, _Progress, _Writer], None]
+    ) -> RunReport:
+        results: list[OrgRunResult] = []
+        failures: list[tuple[str, ArchiverError]] = []
+        writer = _Writer(self._config.pipeline)
+        try:
+            for org_id in org_ids:
+                progress = _Progress(org_id)
+                try:
+                    work(org_id, progress, writer)
+                except ArchiverError as exc:
+                    failures.append((org_id, exc))
+                    progress.error = f"{type(exc).__name__}: {exc}"
+                result = progress.result()
+                results.append(result)
+                self._observer.on_org(result)
+        finally:
+            writer.close()
+        report = RunReport(tuple(results))
+        if failures:
+            raise EngineRunError(report, failures) from failures[0][1]
+        return report
+
+    def _load(self, org_id: str, now: int) -> Checkpoint | None:
+        return load_checkpoint(
+            self._checkpoints, org_id, bucket_ns=self._config.bucket_ns, now_ns=now
+        )
+
+    def _archive_org(
+        self, org_id: str, budget: _Budget, progress: _Progress, writer: _Writer
+    ) -> None:
+        config = self._config
+        now = progress.now_ns = self._clock()
+        checkpoint = self._load(org_id, now)
+        if checkpoint is None:
+            # Pin the backfill start so a first run that stops early resumes exactly there.
+            start = align_down(now - config.lookback_ns, config.bucket_ns)
+            save_checkpoint(
+                self._checkpoints,
+                org_id,
+                Checkpoint(start, config.bucket_minutes, self._clock()),
+            )
+        else:
+            start = progress.before_ns = checkpoint.closed_through_ns
+        progress.saved_ns = progress.closed_through_ns = progress.covered_ns = start
+        buckets = plan_buckets(
+            start_ns=start,
+            now_ns=now,
+            bucket_ns=config.bucket_ns,
+            lag_ns=config.lag_ns,
+            settle_ns=config.settle_ns,
+        )
+        try:
+            self._archive_buckets(org_id, buckets, budget, progress, writer, advance=True)
+        except BaseException:
+            # Keep what is durably done; the original error matters more than a failed save.
+            with contextlib.suppress(ArchiverError):
+                self._save_progress(org_id, progress)
+            raise
+        self._save_progress(org_id, progress)
+
+    def _archive_buckets(
+        self,
+        org_id: str,
+        buckets: Iterator[PlannedBucket],
+        budget: _Budget,
+        progress: _Progress,
+        writer: _Writer,
+        *,
+        advance: bool,
+    ) -> None:
+        pending: tuple[CollectedBucket, Future[WriteOutcome]] | None = None
+        stream = self._page_stream(org_id, buckets, budget)
+        if self._config.pipeline:
+            stream = run_ahead(stream, name="di-archiver-fetch")
+        collected: CollectedBucket | None = None
+        try:
+            for planned, page in stream:
+                if planned is None:
+                    progress.stopped_early = True
+                    break
+                if collected is None:
+                    collected = CollectedBucket(
+                        org_id,
+                        planned.start_ns,
+                        planned.end_ns,
+                        planned.fetch_end_ns,
+                        planned.closed,
+                    )
+                if page is not None:
+                    add_page(collected, page, max_events=self._config.max_events_per_bucket)
+                    continue
+                # End of the bucket: write it while the next one is already being fetched.
+                if pending is not None:
+                    done, pending = pending, None
+                    self._finish(*done, progress, advance=advance)
+                write = functools.partial(self._write, collected, progress.now_ns)
+                pending, collected = (collected, writer.submit(write)), None
+        except BaseException:
+            if pending is not None:
+                # Record a write that did succeed so the checkpoint may still cover it.
+                with contextlib.suppress(Exception):
+                    self._finish(*pending, progress, advance=advance)
+            raise
+        finally:
+            close_pages(stream)
+        if pending is not None:
+            done, pending = pending, None
+            self._finish(*done, progress, advance=advance)
+
+    def _page_stream(
+        self, org_id: str, buckets: Iterator[PlannedBucket], budget: _Budget
+    ) -> Iterator[tuple[PlannedBucket | None, list[dict[str, Any]] | None]]:
+        """``(bucket, page)`` for every page, ``(bucket, None)`` at each bucket's end, and
+        ``(None, None)`` when the time budget forbids starting the next bucket.
+
+        One stream across buckets, so with ``run_ahead`` the next bucket's first page is
+        requested while the current bucket's last page is still being processed.
+        """
+        for planned in buckets:
+            if budget.exhausted():
+                yield None, None
+                return
+            pages = self._source.iter_pages(org_id, planned.start_ns, planned.fetch_end_ns)
+            try:
+                for page in pages:
+                    yield planned, page
+            finally:
+                close_pages(pages)
+            yield planned, None
+
+    def _collect(self, org_id: str, planned: PlannedBucket) -> CollectedBucket:
+        return collect_bucket(
+            self._source,
+            org_id,
+            start_ns=planned.start_ns,
+            end_ns=planned.end_ns,
+            fetch_end_ns=planned.fetch_end_ns,
+            closed=planned.closed,
+            max_events=self._config.max_events_per_bucket,
+        )
+
+    def _write(self, collected: CollectedBucket, now: int) -> WriteOutcome:
+        config = self._config
+        return write_bucket(
+            self._store,
+            collected,
+            prefix=config.prefix,
+            fetched_at_ns=self._clock(),
+            consult_sealed_day=day_may_be_sealed(
+                collected.start_ns, now_ns=now, lag_ns=config.lag_ns, settle_ns=config.settle_ns
+            ),
+        )
+
+    def _result(self, collected: CollectedBucket, outcome: WriteOutcome) -> BucketResult:
+        unknown = collected.unknown_services
+        for service, count in sorted(unknown.items()):
+            self._observer.on_warning(
+                "archived events of a service this di-archiver version does not know; "
+                "they are kept under their own partition (upgrade to have Athena see them)",
+                org_id=collected.org_id,
+                service=service,
+                events=count,
+                bucket_start_ns=collected.start_ns,
+            )
+        return BucketResult(
+            org_id=collected.org_id,
+            start_ns=collected.start_ns,
+            end_ns=collected.end_ns,
+            events=outcome.events,
+            objects_written=outcome.objects_written,
+            objects_unchanged=outcome.objects_unchanged,
+            bytes_written=outcome.bytes_written,
+            services=tuple(sorted(collected.by_service)),
+            unknown_service_events=sum(unknown.values()),
+            collisions=outcome.collisions,
+            closed=collected.closed,
+        )
+
+    def _finish(
+        self,
+        collected: CollectedBucket,
+        future: Future[WriteOutcome],
+        progress: _Progress,
+        *,
+        advance: bool,
+    ) -> None:
+        outcome = future.result()
+        result = self._result(collected, outcome)
+        progress.buckets += 1
+        progress.events += result.events
+        progress.bytes += result.bytes_written
+        if result.objects_written:
+            progress.written += 1
+        else:
+            progress.unchanged += 1
+        progress.covered_ns = collected.fetch_end_ns
+        self._observer.on_bucket(result)
+        if advance and collected.closed and collected.start_ns == progress.closed_through_ns:
+            progress.closed_through_ns = collected.end_ns
+            saved = progress.saved_ns if progress.saved_ns is not None else collected.start_ns
+            if collected.end_ns - saved >= self._config.checkpoint_every * self._config.bucket_ns:
+                self._save_progress(collected.org_id, progress)
+
+    def _save_progress(self, org_id: str, progress: _Progress) -> None:
+        target = progress.closed_through_ns
+        if target is None or (progress.saved_ns is not None and target <= progress.saved_ns):
+            return
+        save_checkpoint(
+            self._checkpoints,
+            org_id,
+            Checkpoint(target, self._config.bucket_minutes, self._clock()),
+        )
+        progress.saved_ns = target

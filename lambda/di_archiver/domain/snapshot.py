@@ -1,0 +1,233 @@
+"""Snapshot one time bucket: fetch it, split it by service, write one object per service.
+
+Two halves so the engine can pipeline them: :func:`collect_bucket` (network and JSON, holds the
+GIL) and :func:`write_bucket` (sort, hash, gzip and store; zlib and hashlib release the GIL).
+
+Rules that protect the archive:
+
+* the half-open range ``[start, fetch_end)`` is enforced on the parsed integer-ns timestamp,
+  whatever the API does with ``end_time`` (it filters at ms, inclusivity unknown);
+* an event without a usable timestamp stops the bucket with MalformedEventError: it cannot be
+  placed in any bucket and must not vanish silently (the run fails loudly and alarms);
+* a rewrite never removes an archived line: when the stored object differs, the new content is
+  the union of stored and fetched lines; when no bucket object exists but the day was already
+  sealed, the sealed lines of the bucket's range join the union the same way;
+* a PUT is skipped when the stored object already holds every fetched line.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from di_archiver.archive_format import (
+    META_SHA256,
+    MalformedEventError,
+    encode_lines,
+    event_timestamp_ns,
+    serialise_event,
+    sort_key,
+)
+from di_archiver.domain.ports import ArchiveStore, EventSource
+from di_archiver.errors import ArchiverError, BucketTooLargeError
+from di_archiver.layout import (
+    NS_PER_DAY,
+    bucket_object_key,
+    day_of_ns,
+    day_start_ns,
+    sealed_day_key,
+    service_partition,
+)
+from di_archiver.services import KNOWN_SERVICES
+from di_archiver.timestamps import format_timestamp_ns
+
+SortKey = tuple[int, str, bytes]
+KeyedLine = tuple[SortKey, bytes]
+_KNOWN = frozenset(KNOWN_SERVICES)
+
+
+@dataclass(slots=True)
+class CollectedBucket:
+    """The in-range events of one bucket, serialised and split by service partition."""
+
+    org_id: str
+    start_ns: int
+    end_ns: int
+    fetch_end_ns: int
+    closed: bool
+    by_service: dict[str, list[KeyedLine]] = field(default_factory=dict)
+    events: int = 0
+
+    @property
+    def unknown_services(self) -> dict[str, int]:
+        return {s: len(v) for s, v in self.by_service.items() if s not in _KNOWN}
+
+
+@dataclass(frozen=True, slots=True)
+class WriteOutcome:
+    objects_written: int
+    objects_unchanged: int
+    bytes_written: int
+    events: int
+    collisions: int
+
+
+def _range_text(start_ns: int, end_ns: int) -> str:
+    return f"[{format_timestamp_ns(start_ns)}, {format_timestamp_ns(end_ns)})"
+
+
+def add_page(collected: CollectedBucket, page: list[dict[str, Any]], *, max_events: int) -> None:
+    """Add one page, keeping only events whose parsed timestamp lies in ``[start, fetch_end)``."""
+    org_id, start_ns, end_ns = collected.org_id, collected.start_ns, collected.end_ns
+    fetch_end_ns = collected.fetch_end_ns
+    by_service = collected.by_service
+    count = collected.events
+    for event in page:
+        if not isinstance(event, dict):
+            raise MalformedEventError(
+                f"org {org_id} bucket {_range_text(start_ns, end_ns)}: DI returned a "
+                "non-object event; the run stops rather than drop it"
+            )
+        try:
+            ts = event_timestamp_ns(event)
+        except MalformedEventError as exc:
+            raise MalformedEventError(
+                f"org {org_id} bucket {_range_text(start_ns, end_ns)}: {exc}; an event "
+                "without a usable timestamp cannot be placed in a bucket, so the run stops "
+                "rather than drop it (retry; report it to JumpCloud if it persists)"
+            ) from exc
+        if not start_ns <= ts < fetch_end_ns:
+            continue
+        count += 1
+        if count > max_events:
+            raise BucketTooLargeError(
+                f"bucket {_range_text(start_ns, end_ns)} of org {org_id} holds more than "
+                f"{max_events} events; set DI_ARCHIVER_BUCKET_MINUTES lower"
+            )
+        line = serialise_event(event)
+        partition = service_partition(event.get("service"))
+        lines = by_service.get(partition)
+        if lines is None:
+            lines = by_service[partition] = []
+        lines.append((sort_key(ts, event, line), line))
+    collected.events = count
+
+
+def close_pages(pages: object) -> None:
+    """Stop a prefetching client's thread at once when we bail out mid-bucket."""
+    close = getattr(pages, "close", None)
+    if close is not None:
+        close()
+
+
+def collect_bucket(
+    source: EventSource,
+    org_id: str,
+    *,
+    start_ns: int,
+    end_ns: int,
+    fetch_end_ns: int,
+    closed: bool,
+    max_events: int,
+) -> CollectedBucket:
+    """Fetch ``[start, fetch_end)`` and keep only events whose parsed timestamp lies inside it."""
+    collected = CollectedBucket(org_id, start_ns, end_ns, fetch_end_ns, closed)
+    pages = source.iter_pages(org_id, start_ns, fetch_end_ns)
+    try:
+        for page in pages:
+            add_page(collected, page, max_events=max_events)
+    finally:
+        close_pages(pages)
+    return collected
+
+
+def _iter_stored_lines(body: bytes) -> Iterator[bytes]:
+    """Lines of a stored object, decompressed as a stream so a sealed day never sits whole."""
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(body)) as stream:
+            for raw in stream:
+                line = raw.rstrip(b"\n")
+                if line:
+                    yield line
+    except (OSError, EOFError) as exc:
+        raise ArchiverError(f"stored archive object is not valid gzip: {exc}") from exc
+
+
+def _keyed(line: bytes) -> KeyedLine:
+    try:
+        event = json.loads(line)
+    except ValueError as exc:
+        raise ArchiverError(f"stored archive line is not JSON: {exc}") from exc
+    if not isinstance(event, dict):
+        raise ArchiverError("stored archive line is not a JSON object")
+    return sort_key(event_timestamp_ns(event), event, line), line
+
+
+def _missing_from_stored(
+    body: bytes, fetched: dict[bytes, SortKey], *, start_ns: int, end_ns: int
+) -> tuple[list[KeyedLine], int]:
+    """Stored lines the fetch lacks (kept forever) and how many fetched lines were stored."""
+    extra: list[KeyedLine] = []
+    seen: set[bytes] = set()
+    for line in _iter_stored_lines(body):
+        if line in fetched:
+            seen.add(line)
+            continue
+        keyed = _keyed(line)
+        if start_ns <= keyed[0][0] < end_ns:
+            extra.append(keyed)
+    return extra, len(seen)
+
+
+def write_bucket(
+    store: ArchiveStore,
+    collected: CollectedBucket,
+    *,
+    prefix: str,
+    fetched_at_ns: int,
+    consult_sealed_day: bool,
+) -> WriteOutcome:
+    """Write one object per service of ``collected``; never remove an archived event.
+
+    ``consult_sealed_day``: the bucket's day may already be sealed, so when a bucket object is
+    absent the sealed day object (if any) is read for this bucket's range.
+    """
+    written = unchanged = size = events = collisions = 0
+    org, start, end = collected.org_id, collected.start_ns, collected.end_ns
+    for service in sorted(collected.by_service):
+        pairs = collected.by_service[service]
+        key = bucket_object_key(prefix, org, service, start, end)
+        encoded = encode_lines(pairs)
+        events += encoded.count
+        head = store.head(key)
+        if head is not None and head.metadata.get(META_SHA256) == encoded.sha256:
+            unchanged += 1
+            continue
+        stored: bytes | None = None
+        if head is not None:
+            stored = store.get(key)
+        elif consult_sealed_day:
+            stored = store.get(sealed_day_key(prefix, org, service, day_of_ns(start)))
+        if stored is not None:
+            fetched = {line: k for k, line in pairs}
+            extra, already = _missing_from_stored(stored, fetched, start_ns=start, end_ns=end)
+            if already == len(fetched):
+                unchanged += 1
+                continue
+            if extra:
+                encoded = encode_lines([*pairs, *extra])
+        store.put(key, encoded.body, encoded.metadata(fetched_at_ns=fetched_at_ns))
+        written += 1
+        size += len(encoded.body)
+        collisions += encoded.collisions
+    return WriteOutcome(written, unchanged, size, events, collisions)
+
+
+def day_may_be_sealed(start_ns: int, *, now_ns: int, lag_ns: int, settle_ns: int) -> bool:
+    """Only a day whose every bucket is closed can have been sealed."""
+    day_end = day_start_ns(day_of_ns(start_ns)) + NS_PER_DAY
+    return day_end <= now_ns - lag_ns and day_end + settle_ns <= now_ns
