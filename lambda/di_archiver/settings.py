@@ -40,6 +40,11 @@ class AuthKind(StrEnum):
     SERVICE_ACCOUNT = "service_account"
 
 
+class ObjectLockMode(StrEnum):
+    GOVERNANCE = "GOVERNANCE"
+    COMPLIANCE = "COMPLIANCE"
+
+
 def _split_csv(value: Any) -> Any:
     if isinstance(value, str):
         return [item.strip() for item in value.split(",") if item.strip()]
@@ -105,6 +110,15 @@ class ArchiverSettings(BaseModel):
     secret_id: str | None = Field(
         default=None, description="Secrets Manager id of the JumpCloud credential."
     )
+    object_lock_mode: ObjectLockMode | None = Field(
+        default=None,
+        description="Object Lock mode set on sealed day objects and manifests; unset: none.",
+    )
+    object_lock_days: int | None = Field(
+        default=None,
+        ge=1,
+        description="Object Lock retention of sealed day objects and manifests, in days.",
+    )
     time_budget_reserve_seconds: int = Field(
         default=60,
         ge=0,
@@ -119,9 +133,12 @@ class ArchiverSettings(BaseModel):
     @field_validator("org_ids")
     @classmethod
     def _org_ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        bad = [org for org in value if not ORG_ID_PATTERN.match(org)]
+        # Positions, not values: a credential pasted into the wrong variable must not be echoed.
+        bad = [str(i + 1) for i, org in enumerate(value) if not ORG_ID_PATTERN.match(org)]
         if bad:
-            raise ValueError(f"org ids must be 24 lower-case hex characters; got {bad}")
+            raise ValueError(
+                f"org ids must be 24 lower-case hex characters; entry {', '.join(bad)} is not"
+            )
         if len(set(value)) != len(value):
             raise ValueError("org ids must not repeat")
         return value
@@ -153,6 +170,8 @@ class ArchiverSettings(BaseModel):
             raise ValueError("set exactly one of archive_bucket (S3) or archive_dir (local)")
         if self.archive_bucket is not None and self.kms_key_id == "":
             raise ValueError("kms_key_id is empty; unset it for SSE-S3")
+        if (self.object_lock_mode is None) != (self.object_lock_days is None):
+            raise ValueError("set both object_lock_mode and object_lock_days, or neither")
         if not all(SERVICE_NAME_PATTERN.match(s) for s in self.services if s != ALL_SERVICES):
             raise ValueError("service names must be lower-case identifiers")
         return self

@@ -1,0 +1,138 @@
+"""Where the JumpCloud credential comes from: Secrets Manager (Lambda) or the environment (CLI).
+
+Both return the same JSON-object shape (``{"api_key": ...}`` or ``{"client_id": ...,
+"client_secret": ...}``), which ``credentials_from_secret`` turns into credentials. Every error
+names the secret or variable and what is wrong with it, never its value.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from di_archiver.adapters.s3_store import botocore_config, error_code
+from di_archiver.errors import SecretError
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+
+API_KEY_ENV = "JUMPCLOUD_API_KEY"
+CLIENT_ID_ENV = "JUMPCLOUD_CLIENT_ID"
+CLIENT_SECRET_ENV = "JUMPCLOUD_CLIENT_SECRET"  # noqa: S105 (a variable name, not a secret)
+SECRET_KEYS = frozenset({"api_key", "client_id", "client_secret"})
+
+
+def _check_shape(document: Any, *, source: str) -> dict[str, str]:
+    if not isinstance(document, dict) or not document:
+        raise SecretError(
+            f'{source} must be a JSON object such as {{"api_key": "..."}} or '
+            '{"client_id": "...", "client_secret": "..."}'
+        )
+    bad = sorted(str(k) for k, v in document.items() if not isinstance(v, str) or not v.strip())
+    if bad:
+        raise SecretError(f"{source}: field(s) {bad} must be non-empty strings")
+    if not SECRET_KEYS & document.keys():
+        raise SecretError(
+            f"{source} has none of the fields {sorted(SECRET_KEYS)} (found {sorted(document)})"
+        )
+    return {str(k): str(v) for k, v in document.items()}
+
+
+class SecretProvider:
+    """Reads the credential secret from Secrets Manager, cached for ``max_age`` seconds."""
+
+    def __init__(
+        self,
+        secret_id: str,
+        *,
+        max_age: int = 300,
+        client: SecretsManagerClient | None = None,
+        endpoint_url: str | None = None,
+    ) -> None:
+        if not secret_id:
+            raise SecretError("no secret id given")
+        self.secret_id = secret_id
+        self.max_age = max_age
+        self._client = client
+        self._endpoint_url = endpoint_url
+        self._provider: SecretsProvider | None = None
+
+    def __repr__(self) -> str:
+        return f"SecretProvider(secret_id={self.secret_id!r}, max_age={self.max_age})"
+
+    def _powertools(self) -> SecretsProvider:
+        if self._provider is None:
+            import boto3  # noqa: PLC0415 (created on first use: nothing at import time)
+            from aws_lambda_powertools.utilities.parameters import (  # noqa: PLC0415
+                SecretsProvider,
+            )
+
+            client = self._client or boto3.client(
+                "secretsmanager", config=botocore_config(), endpoint_url=self._endpoint_url
+            )
+            self._provider = SecretsProvider(boto3_client=client)
+        return self._provider
+
+    def get(self, *, force_fetch: bool = False) -> dict[str, str]:
+        """The secret's JSON object; a :class:`SecretError` if it is missing or malformed."""
+        from aws_lambda_powertools.utilities.parameters.exceptions import (  # noqa: PLC0415
+            GetParameterError,
+        )
+
+        source = f"secret {self.secret_id}"
+        try:
+            raw = self._powertools().get(
+                self.secret_id, max_age=self.max_age, force_fetch=force_fetch
+            )
+        except GetParameterError as exc:
+            # Powertools re-raises without ``from``; the ClientError is the implicit context.
+            cause = exc.__cause__ or exc.__context__
+            code = error_code(cause) if isinstance(cause, ClientError) else "unreadable"
+            raise SecretError(f"cannot read {source}: {code}") from exc
+        if isinstance(raw, bytes):
+            raw = raw.decode("utf-8", errors="replace")
+        if not isinstance(raw, str) or not raw.strip():
+            raise SecretError(f"{source} is empty; store the credential as a JSON object")
+        try:
+            document = json.loads(raw)
+        except ValueError:
+            # ``from None``: the JSONDecodeError keeps the whole secret string in ``.doc``.
+            raise SecretError(f"{source} is not valid JSON") from None
+        return _check_shape(document, source=source)
+
+
+def secret_from_env(
+    environ: Mapping[str, str] | None = None, *, api_key_env: str | None = None
+) -> dict[str, str]:
+    """The credential from environment variables (the CLI's alternative to Secrets Manager).
+
+    ``api_key_env`` names the variable holding an API key (default ``JUMPCLOUD_API_KEY``);
+    otherwise ``JUMPCLOUD_CLIENT_ID`` and ``JUMPCLOUD_CLIENT_SECRET`` give a service account.
+    The value itself is never accepted as an argument, so it stays out of shell history and ps.
+    """
+    env = os.environ if environ is None else environ
+    key_var = api_key_env or API_KEY_ENV
+    api_key = env.get(key_var, "").strip()
+    client_id = env.get(CLIENT_ID_ENV, "").strip()
+    client_secret = env.get(CLIENT_SECRET_ENV, "").strip()
+    if api_key_env and not api_key:
+        raise SecretError(f"environment variable {api_key_env} is not set or empty")
+    if api_key and (client_id or client_secret) and not api_key_env:
+        raise SecretError(
+            f"both {API_KEY_ENV} and {CLIENT_ID_ENV}/{CLIENT_SECRET_ENV} are set; unset one"
+        )
+    if api_key:
+        return {"api_key": api_key}
+    if client_id and client_secret:
+        return {"client_id": client_id, "client_secret": client_secret}
+    if client_id or client_secret:
+        raise SecretError(f"set both {CLIENT_ID_ENV} and {CLIENT_SECRET_ENV}")
+    raise SecretError(
+        f"no JumpCloud credential: set {API_KEY_ENV} (or {CLIENT_ID_ENV} and "
+        f"{CLIENT_SECRET_ENV}), or pass --secret-id"
+    )

@@ -1,0 +1,204 @@
+"""The composition root: settings -> adapters -> engine, shared by the Lambda handler and CLI.
+
+Only this module decides which concrete adapters a run uses (local directory and file, or S3 and
+SSM), so the handler and every CLI command archive in exactly the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from di_archiver.errors import SettingsError
+from di_archiver.settings import ArchiverSettings
+
+if TYPE_CHECKING:
+    import httpx
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+    from mypy_boto3_ssm import SSMClient
+
+    from di_archiver.adapters.di_auth import Credentials
+    from di_archiver.domain.engine import ArchiveEngine, RunObserver
+    from di_archiver.domain.ports import ArchiveStore, CheckpointStore, EventSource
+    from di_archiver.domain.seal import Retention
+
+
+class Closeable(Protocol):
+    def close(self) -> None: ...
+
+
+@dataclass
+class Runtime:
+    """An engine plus what must be closed after the run and the DI client (for its stats)."""
+
+    engine: ArchiveEngine
+    source: EventSource
+    closeables: list[Closeable] = field(default_factory=list)
+
+    def close(self) -> None:
+        """Close every owned resource (HTTP connections); safe to call twice."""
+        while self.closeables:
+            self.closeables.pop().close()
+
+    def api_stats(self) -> tuple[int, int]:
+        """``(retries, errors)`` the DI client saw, for metrics; zeros for other sources."""
+        stats = getattr(self.source, "stats", None)
+        if stats is None:
+            return 0, 0
+        errors = sum(
+            int(getattr(stats, name, 0))
+            for name in ("throttles", "server_errors", "transport_errors", "truncated")
+        )
+        return int(getattr(stats, "retries", 0)), errors
+
+
+def build_store(
+    settings: ArchiverSettings,
+    *,
+    s3_client: S3Client | None = None,
+    endpoint_url: str | None = None,
+) -> ArchiveStore:
+    """The archive store the settings name: a local directory or the S3 bucket."""
+    if settings.archive_dir is not None:
+        from di_archiver.adapters.local_store import LocalArchiveStore  # noqa: PLC0415
+
+        return LocalArchiveStore(settings.archive_dir)
+    from di_archiver.adapters.s3_store import S3ArchiveStore  # noqa: PLC0415
+
+    assert settings.archive_bucket is not None  # the settings model guarantees one of the two
+    return S3ArchiveStore(
+        settings.archive_bucket,
+        s3_client=s3_client,
+        kms_key_id=settings.kms_key_id,
+        endpoint_url=endpoint_url,
+    )
+
+
+def build_checkpoints(
+    settings: ArchiverSettings,
+    *,
+    ssm_client: SSMClient | None = None,
+    endpoint_url: str | None = None,
+) -> CheckpointStore:
+    """The checkpoint store the settings name: a local JSON file or SSM parameters."""
+    if settings.checkpoint_file is not None:
+        from di_archiver.adapters.local_store import FileCheckpointStore  # noqa: PLC0415
+
+        return FileCheckpointStore(Path(settings.checkpoint_file))
+    from di_archiver.adapters.ssm_checkpoint import SsmCheckpointStore  # noqa: PLC0415
+
+    return SsmCheckpointStore(
+        settings.checkpoint_parameter_prefix, ssm_client=ssm_client, endpoint_url=endpoint_url
+    )
+
+
+def load_credentials(
+    settings: ArchiverSettings,
+    *,
+    secrets_client: SecretsManagerClient | None = None,
+    secret: Mapping[str, str] | None = None,
+    endpoint_url: str | None = None,
+) -> Credentials:
+    """Credentials from ``secret`` (CLI env) or the Secrets Manager secret the settings name."""
+    from di_archiver.adapters.di_auth import credentials_from_secret  # noqa: PLC0415
+
+    if secret is not None:
+        return credentials_from_secret(secret, settings.auth_kind, source="environment")
+    if not settings.secret_id:
+        raise SettingsError(
+            "no JumpCloud credential: set DI_ARCHIVER_SECRET_ID to the Secrets Manager secret"
+        )
+    from di_archiver.adapters.secrets import SecretProvider  # noqa: PLC0415
+
+    document = SecretProvider(
+        settings.secret_id, client=secrets_client, endpoint_url=endpoint_url
+    ).get()
+    return credentials_from_secret(document, settings.auth_kind, source=settings.secret_id)
+
+
+def build_runtime(
+    settings: ArchiverSettings,
+    *,
+    s3_client: S3Client | None = None,
+    ssm_client: SSMClient | None = None,
+    secrets_client: SecretsManagerClient | None = None,
+    http: httpx.Client | None = None,
+    credentials: Credentials | None = None,
+    secret: Mapping[str, str] | None = None,
+    source: EventSource | None = None,
+    clock: Callable[[], int] | None = None,
+    observer: RunObserver | None = None,
+    endpoint_url: str | None = None,
+    client_options: Mapping[str, Any] | None = None,
+) -> Runtime:
+    """Wire one run. ``source`` replaces the DI client (status needs none, tests may fake it)."""
+    from di_archiver.domain.engine import ArchiveEngine, EngineConfig  # noqa: PLC0415
+
+    closeables: list[Closeable] = []
+    if source is None:
+        from di_archiver.adapters.di_client import DIClient  # noqa: PLC0415
+
+        if credentials is None:
+            credentials = load_credentials(
+                settings, secrets_client=secrets_client, secret=secret, endpoint_url=endpoint_url
+            )
+        client = DIClient(
+            base_url=settings.di_base_url,
+            credentials=credentials,
+            token_url=settings.token_url,
+            page_limit=settings.page_limit,
+            services=list(settings.services),
+            http=http,
+            **dict(client_options or {}),
+        )
+        closeables.append(client)
+        source = client
+    store = build_store(settings, s3_client=s3_client, endpoint_url=endpoint_url)
+    checkpoints = build_checkpoints(settings, ssm_client=ssm_client, endpoint_url=endpoint_url)
+    extra: dict[str, Any] = {} if clock is None else {"clock": clock}
+    engine = ArchiveEngine(
+        source=source,
+        store=store,
+        checkpoints=checkpoints,
+        config=EngineConfig.from_settings(settings),
+        observer=observer,
+        **extra,
+    )
+    return Runtime(engine=engine, source=source, closeables=closeables)
+
+
+def build_engine(
+    settings: ArchiverSettings,
+    *,
+    s3_client: S3Client | None = None,
+    ssm_client: SSMClient | None = None,
+    secrets_client: SecretsManagerClient | None = None,
+    http: httpx.Client | None = None,
+    credentials: Credentials | None = None,
+    clock: Callable[[], int] | None = None,
+    observer: RunObserver | None = None,
+) -> tuple[ArchiveEngine, list[Closeable]]:
+    """``(engine, closeables)`` for ``settings``: local dir/file when set, S3/SSM otherwise."""
+    runtime = build_runtime(
+        settings,
+        s3_client=s3_client,
+        ssm_client=ssm_client,
+        secrets_client=secrets_client,
+        http=http,
+        credentials=credentials,
+        clock=clock,
+        observer=observer,
+    )
+    return runtime.engine, runtime.closeables
+
+
+def object_lock_retention(settings: ArchiverSettings) -> Retention | None:
+    """Object Lock retention for sealed days and manifests, when the settings ask for it."""
+    if settings.object_lock_mode is None or settings.object_lock_days is None:
+        return None
+    from di_archiver.domain.seal import Retention  # noqa: PLC0415
+
+    return Retention(days=settings.object_lock_days, mode=settings.object_lock_mode.value)
