@@ -1,0 +1,596 @@
+"""Seal closed UTC days: merge a day's bucket objects into one object per (org, service, day).
+
+Order of writes for one day (each step is idempotent, so a crash anywhere converges on rerun):
+
+1. per service, the merged sealed object (skipped when its SHA-256 is unchanged);
+2. when later manifests exist, the pending-relink marker (see :mod:`.manifest`);
+3. the day manifest, then the relink of later manifests, then the marker's removal;
+4. only then, the day's bucket objects are deleted.
+
+Merge rule for re-seals: a bucket object written after a seal is authoritative for the events it
+holds (same ``(timestamp, id)`` -> the bucket's line wins); every other sealed line is kept, so
+an event that aged out of DI is never lost.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from di_archiver.archive_format import (
+    ARCHIVAL_LEVEL,
+    META_SHA256,
+    EncodedObject,
+    decode_lines,
+    encode_lines,
+    event_timestamp_ns,
+    sort_key,
+)
+from di_archiver.domain.manifest import (
+    GENESIS_SHA256,
+    Manifest,
+    ManifestError,
+    ManifestObject,
+    Repair,
+    canonical_json,
+    manifest_dir,
+    parse_manifest_key,
+    pending_relink_key,
+    sha256_hex,
+)
+from di_archiver.domain.ports import ArchiveStore, CheckpointStore, EventSource, StoredObject
+from di_archiver.errors import ArchiverError, CheckpointError, IntegrityError, SettingsError
+from di_archiver.layout import (
+    NS_PER_DAY,
+    LayoutError,
+    ObjectKey,
+    day_of_ns,
+    day_start_ns,
+    manifest_key,
+    org_prefix,
+    parse_object_key,
+    sealed_day_key,
+)
+from di_archiver.timestamps import NS_PER_MS, format_timestamp_ns, parse_timestamp_ns
+
+LockMode = Literal["GOVERNANCE", "COMPLIANCE"]
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """Object Lock retention applied to sealed objects (never to hourly bucket objects)."""
+
+    days: int
+    mode: LockMode = "COMPLIANCE"
+
+    def __post_init__(self) -> None:
+        if self.days < 1:
+            raise SettingsError("object lock retention must be at least 1 day")
+
+
+@runtime_checkable
+class LockingStore(Protocol):
+    """Optional extension of ArchiveStore: write an object under Object Lock retention.
+
+    S3 implements it as ``PutObject(..., ObjectLockMode=mode,
+    ObjectLockRetainUntilDate=<retain_until>)`` on a bucket created with Object Lock enabled
+    (versioning on; a re-seal writes a new version, the locked old one stays retained).
+    """
+
+    def put_locked(
+        self,
+        key: str,
+        body: bytes,
+        metadata: Mapping[str, str],
+        *,
+        retain_until_ns: int,
+        mode: LockMode,
+    ) -> None:
+        """Write like ``put`` and protect this version until ``retain_until_ns``."""
+
+
+class RecordingLockStore:
+    """Local stand-in for Object Lock: records retention and refuses early deletes."""
+
+    def __init__(self, inner: ArchiveStore, *, clock: Callable[[], int] = time.time_ns) -> None:
+        self.inner = inner
+        self.clock = clock
+        self.retention: dict[str, tuple[int, LockMode]] = {}
+
+    def put(self, key: str, body: bytes, metadata: Mapping[str, str]) -> None:
+        self.inner.put(key, body, metadata)
+
+    def put_locked(
+        self,
+        key: str,
+        body: bytes,
+        metadata: Mapping[str, str],
+        *,
+        retain_until_ns: int,
+        mode: LockMode,
+    ) -> None:
+        self.inner.put(key, body, metadata)
+        previous = self.retention.get(key, (0, mode))[0]
+        self.retention[key] = (max(previous, retain_until_ns), mode)
+
+    def get(self, key: str) -> bytes | None:
+        return self.inner.get(key)
+
+    def head(self, key: str) -> StoredObject | None:
+        return self.inner.head(key)
+
+    def list(self, prefix: str) -> Iterator[StoredObject]:
+        return self.inner.list(prefix)
+
+    def delete(self, key: str) -> None:
+        until = self.retention.get(key)
+        if until is not None and until[0] > self.clock():
+            raise ArchiverError(f"{key} is under object lock until {format_timestamp_ns(until[0])}")
+        self.inner.delete(key)
+
+
+class MaintenanceObserver(Protocol):
+    """Receives seal/reconcile outcomes; the handler maps them to metrics and log lines."""
+
+    def on_day_sealed(self, result: SealResult) -> None: ...
+
+    def on_day_repaired(self, result: SealResult) -> None: ...
+
+    def on_warning(self, message: str, **fields: object) -> None: ...
+
+
+class NullMaintenanceObserver:
+    def on_day_sealed(self, result: SealResult) -> None:
+        pass
+
+    def on_day_repaired(self, result: SealResult) -> None:
+        pass
+
+    def on_warning(self, message: str, **fields: object) -> None:
+        pass
+
+
+@dataclass(frozen=True, slots=True)
+class SealResult:
+    """What sealing one (org, day) did."""
+
+    org_id: str
+    day: date
+    events: int
+    objects_written: int
+    buckets_deleted: int
+    manifest_written: bool
+    repaired: bool
+    manifest_sha256: str
+    di_count: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class OrgObjects:
+    """An org's archive objects grouped by day (one listing serves a whole pass)."""
+
+    sealed: dict[date, dict[str, StoredObject]] = field(default_factory=dict)
+    buckets: dict[date, list[tuple[ObjectKey, StoredObject]]] = field(default_factory=dict)
+
+    @property
+    def days(self) -> set[date]:
+        return set(self.sealed) | set(self.buckets)
+
+
+def day_bounds(day: date) -> tuple[int, int]:
+    start = day_start_ns(day)
+    return start, start + NS_PER_DAY
+
+
+def di_count_window(start_ns: int, end_ns: int) -> tuple[int, int]:
+    """The window we ask DI to count for ``[start, end)``.
+
+    DI filters at millisecond resolution and its ``end_time`` inclusivity is unknown, so we ask
+    for ``[start, end - 1 ms]``: exact when ``end_time`` is inclusive, and short by only the
+    events of the window's last millisecond when it is exclusive. :func:`counts_agree` accepts
+    both readings, so neither makes a day look incomplete forever.
+    """
+    return start_ns, end_ns - NS_PER_MS
+
+
+def counts_agree(di_count: int, archived_count: int, archived_in_last_ms: int) -> bool:
+    """True when DI's count equals ours under either end-time inclusivity."""
+    return di_count in (archived_count, archived_count - archived_in_last_ms)
+
+
+def closed_through_ns(checkpoints: CheckpointStore, org_id: str) -> int | None:
+    """End of the newest closed bucket recorded in the org's checkpoint document."""
+    document = checkpoints.load(org_id)
+    if document is None:
+        return None
+    value = document.get("closed_through")
+    if not isinstance(value, str):
+        raise CheckpointError(
+            f"checkpoint of org {org_id} has no closed_through; run the archiver once first"
+        )
+    try:
+        return parse_timestamp_ns(value)
+    except ValueError as exc:
+        raise CheckpointError(f"checkpoint of org {org_id}: bad closed_through ({exc})") from None
+
+
+def checkpoint_bucket_minutes(checkpoints: CheckpointStore, org_id: str, default: int = 60) -> int:
+    document = checkpoints.load(org_id) or {}
+    value = document.get("bucket_minutes", default)
+    return value if isinstance(value, int) and value > 0 else default
+
+
+def list_org_objects(store: ArchiveStore, prefix: str, org_id: str) -> OrgObjects:
+    """Every data object of ``org_id`` grouped by day; foreign keys are ignored."""
+    grouped = OrgObjects()
+    for stored in store.list(org_prefix(prefix, org_id)):
+        try:
+            parsed = parse_object_key(stored.key)
+        except LayoutError:
+            continue
+        if parsed.org_id != org_id or parsed.prefix != prefix.strip("/"):
+            continue
+        if parsed.sealed:
+            grouped.sealed.setdefault(parsed.day, {})[parsed.service] = stored
+        else:
+            grouped.buckets.setdefault(parsed.day, []).append((parsed, stored))
+    return grouped
+
+
+def list_manifest_days(store: ArchiveStore, prefix: str, org_id: str) -> list[date]:
+    days = []
+    for stored in store.list(manifest_dir(prefix, org_id)):
+        parsed = parse_manifest_key(prefix, stored.key)
+        if parsed is not None and parsed[0] == org_id:
+            days.append(parsed[1])
+    return sorted(days)
+
+
+def _keyed(lines: Iterable[bytes]) -> list[tuple[tuple[int, str, bytes], bytes]]:
+    pairs = []
+    for line in lines:
+        event = json.loads(line)
+        pairs.append((sort_key(event_timestamp_ns(event), event, line), line))
+    return pairs
+
+
+def merge_day(
+    sealed_lines: Sequence[bytes], bucket_lines: Sequence[Sequence[bytes]]
+) -> EncodedObject:
+    """Sealed lines plus bucket lines; a bucket's line replaces a sealed one of the same event."""
+    fresh = [pair for lines in bucket_lines for pair in _keyed(lines)]
+    authoritative = {key[:2] for key, _ in fresh}
+    kept = [pair for pair in _keyed(sealed_lines) if pair[0][:2] not in authoritative]
+    return encode_lines([*kept, *fresh], level=ARCHIVAL_LEVEL)
+
+
+class DaySealer:
+    """Seals days of one archive (store + prefix); safe to rerun after a crash at any step."""
+
+    def __init__(
+        self,
+        *,
+        store: ArchiveStore,
+        prefix: str,
+        source: EventSource | None = None,
+        clock: Callable[[], int] = time.time_ns,
+        retention: Retention | None = None,
+        observer: MaintenanceObserver | None = None,
+    ) -> None:
+        if retention is not None and not isinstance(store, LockingStore):
+            raise SettingsError(
+                "object lock retention is configured but the archive store cannot lock objects"
+            )
+        self.store = store
+        self.prefix = prefix.strip("/")
+        self.source = source
+        self.clock = clock
+        self.retention = retention
+        self.observer = observer or NullMaintenanceObserver()
+
+    # -- manifests and the chain -------------------------------------------------------------
+
+    def load_manifest(self, org_id: str, day: date) -> tuple[Manifest, bytes] | None:
+        key = manifest_key(self.prefix, org_id, day)
+        data = self.store.get(key)
+        if data is None:
+            return None
+        return Manifest.from_bytes(data, key=key), data
+
+    def _previous_sha(self, org_id: str, day: date, manifest_days: Sequence[date]) -> str:
+        if not any(d < day for d in manifest_days):
+            return GENESIS_SHA256
+        previous = self.load_manifest(org_id, day - timedelta(days=1))
+        if previous is None:
+            raise IntegrityError(
+                f"org {org_id}: manifest of {day - timedelta(days=1)} is missing inside the "
+                "chain; run `di-archiver verify` and restore it before sealing"
+            )
+        return sha256_hex(previous[1])
+
+    def complete_pending_relink(self, org_id: str) -> bool:
+        """Finish a relink a crashed run announced; True when there was one."""
+        key = pending_relink_key(self.prefix, org_id)
+        data = self.store.get(key)
+        if data is None:
+            return False
+        try:
+            from_day = date.fromisoformat(str(json.loads(data)["from_day"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ManifestError(f"{key} is unreadable; inspect and delete it") from exc
+        self._relink_after(org_id, from_day)
+        self.store.delete(key)
+        return True
+
+    def _relink_after(self, org_id: str, day: date) -> None:
+        """Rewrite the previous-hash link of every manifest after ``day``, in day order."""
+        current = self.load_manifest(org_id, day)
+        if current is None:
+            raise IntegrityError(f"org {org_id}: manifest of {day} missing during relink")
+        previous_bytes = current[1]
+        later = [d for d in list_manifest_days(self.store, self.prefix, org_id) if d > day]
+        expected = day
+        for next_day in later:
+            expected += timedelta(days=1)
+            if next_day != expected:
+                raise IntegrityError(
+                    f"org {org_id}: manifest chain has a hole at {expected}; run verify"
+                )
+            loaded = self.load_manifest(org_id, next_day)
+            assert loaded is not None  # listed a moment ago; a racing delete is a store bug
+            manifest, data = loaded
+            wanted = sha256_hex(previous_bytes)
+            if manifest.previous_manifest_sha256 != wanted:
+                data = manifest.relinked(wanted).to_bytes()
+                self._put_retained(
+                    manifest_key(self.prefix, org_id, next_day),
+                    data,
+                    _manifest_meta(data),
+                    self.clock(),
+                )
+            previous_bytes = data
+
+    # -- sealing -----------------------------------------------------------------------------
+
+    def sealable_days(
+        self, org_id: str, closed_through: int, objects: OrgObjects, manifest_days: Sequence[date]
+    ) -> list[date]:
+        """Closed days that need a (re-)seal: no manifest yet, or bucket objects left over."""
+        last_closed = day_of_ns(closed_through) - timedelta(days=1)
+        with_data = sorted(objects.days)
+        starts = [d for d in (with_data[:1] + list(manifest_days[:1])) if d <= last_closed]
+        if not starts:
+            return [last_closed] if not manifest_days and closed_through > 0 else []
+        have = set(manifest_days)
+        first = min(starts)
+        days = []
+        day = first
+        while day <= last_closed:
+            if day not in have and manifest_days and manifest_days[0] < day < manifest_days[-1]:
+                # A hole inside the chain means a manifest was removed: re-creating it would
+                # hide exactly what the chain exists to reveal.
+                raise IntegrityError(
+                    f"org {org_id}: manifest of {day} is missing inside the chain; run "
+                    "`di-archiver verify` and restore it before sealing"
+                )
+            if day not in have or day in objects.buckets:
+                days.append(day)
+            day += timedelta(days=1)
+        return days
+
+    def seal_org(self, org_id: str, closed_through: int) -> list[SealResult]:
+        """Seal every sealable day of ``org_id`` in ascending order."""
+        self.complete_pending_relink(org_id)
+        objects = list_org_objects(self.store, self.prefix, org_id)
+        manifest_days = list_manifest_days(self.store, self.prefix, org_id)
+        results = []
+        for day in self.sealable_days(org_id, closed_through, objects, manifest_days):
+            results.append(self.seal_day(org_id, day, objects=objects))
+            manifest_days = sorted({*manifest_days, day})
+        return results
+
+    def seal_day(self, org_id: str, day: date, *, objects: OrgObjects | None = None) -> SealResult:
+        """Merge the day's objects into sealed objects, write its manifest, drop its buckets."""
+        if objects is None:
+            objects = list_org_objects(self.store, self.prefix, org_id)
+        manifest_days = list_manifest_days(self.store, self.prefix, org_id)
+        existing = self.load_manifest(org_id, day)
+        start_ns, end_ns = day_bounds(day)
+        di_count = None
+        if self.source is not None:
+            di_count = self.source.count(org_id, *di_count_window(start_ns, end_ns))
+
+        buckets_by_service: dict[str, list[tuple[ObjectKey, StoredObject]]] = defaultdict(list)
+        for parsed, stored in objects.buckets.get(day, []):
+            buckets_by_service[parsed.service].append((parsed, stored))
+        sealed = objects.sealed.get(day, {})
+        services = sorted(set(buckets_by_service) | set(sealed))
+
+        now = self.clock()
+        entries = []
+        written = 0
+        for service in services:
+            key = sealed_day_key(self.prefix, org_id, service, day)
+            sealed_body = self.store.get(key) if service in sealed else None
+            sealed_lines = decode_lines(sealed_body) if sealed_body is not None else []
+            bucket_lines = []
+            for parsed, _ in sorted(buckets_by_service[service], key=lambda p: p[0].start_ns):
+                body = self.store.get(parsed.key)
+                if body is not None:
+                    bucket_lines.append(decode_lines(body))
+            encoded = merge_day(sealed_lines, bucket_lines)
+            if encoded.count == 0 and sealed_body is None:
+                continue
+            head = self.store.head(key)
+            if head is None or head.metadata.get(META_SHA256) != encoded.sha256:
+                self._put_sealed(key, encoded, now)
+                written += 1
+            entries.append(
+                ManifestObject(
+                    key=key,
+                    service=service,
+                    count=encoded.count,
+                    sha256=encoded.sha256,
+                    first_ts=_fmt(encoded.first_ts_ns),
+                    last_ts=_fmt(encoded.last_ts_ns),
+                    size=len(encoded.body),
+                )
+            )
+
+        manifest, manifest_written, repaired = self._write_manifest(
+            org_id=org_id,
+            day=day,
+            entries=tuple(entries),
+            di_count=di_count,
+            existing=existing,
+            manifest_days=manifest_days,
+            now=now,
+            buckets=buckets_by_service,
+        )
+        deleted = 0
+        for parsed, _ in objects.buckets.get(day, []):
+            self.store.delete(parsed.key)
+            deleted += 1
+        objects.buckets.pop(day, None)
+        objects.sealed[day] = {
+            entry.service: StoredObject(entry.key, entry.size) for entry in entries
+        }
+        result = SealResult(
+            org_id=org_id,
+            day=day,
+            events=manifest.archived_count,
+            objects_written=written,
+            buckets_deleted=deleted,
+            manifest_written=manifest_written,
+            repaired=repaired,
+            manifest_sha256=sha256_hex(manifest.to_bytes()),
+            di_count=manifest.di_count,
+        )
+        if repaired:
+            self.observer.on_day_repaired(result)
+        elif manifest_written:
+            self.observer.on_day_sealed(result)
+        return result
+
+    def _put_sealed(self, key: str, encoded: EncodedObject, now: int) -> None:
+        self._put_retained(key, encoded.body, encoded.metadata(fetched_at_ns=now), now)
+
+    def _put_retained(self, key: str, body: bytes, metadata: Mapping[str, str], now: int) -> None:
+        """Write a sealed object or manifest, under Object Lock retention when configured."""
+        if self.retention is None:
+            self.store.put(key, body, metadata)
+            return
+        assert isinstance(self.store, LockingStore)
+        self.store.put_locked(
+            key,
+            body,
+            metadata,
+            retain_until_ns=now + self.retention.days * NS_PER_DAY,
+            mode=self.retention.mode,
+        )
+
+    def _write_manifest(
+        self,
+        *,
+        org_id: str,
+        day: date,
+        entries: tuple[ManifestObject, ...],
+        di_count: int | None,
+        existing: tuple[Manifest, bytes] | None,
+        manifest_days: Sequence[date],
+        now: int,
+        buckets: Mapping[str, Sequence[tuple[ObjectKey, StoredObject]]],
+    ) -> tuple[Manifest, bool, bool]:
+        previous_sha = self._previous_sha(org_id, day, manifest_days)
+        if existing is not None:
+            old = existing[0]
+            if old.objects == entries and old.previous_manifest_sha256 == previous_sha:
+                return old, False, False
+            repairs = old.repairs
+            if old.objects != entries:
+                after = sum(entry.count for entry in entries)
+                repairs = (
+                    *old.repairs,
+                    Repair(
+                        at=format_timestamp_ns(now),
+                        reason="late_events" if after > old.archived_count else "content_changed",
+                        di_count_before=old.di_count,
+                        di_count_after=di_count if di_count is not None else old.di_count,
+                        archived_count_before=old.archived_count,
+                        archived_count_after=after,
+                        buckets=tuple(
+                            sorted(
+                                {p.key.rsplit("/", 1)[1] for v in buckets.values() for p, _ in v}
+                            )
+                        ),
+                    ),
+                )
+            manifest = Manifest(
+                org_id=org_id,
+                day=day,
+                objects=entries,
+                di_count=di_count if di_count is not None else old.di_count,
+                previous_manifest_sha256=previous_sha,
+                sealed_at=old.sealed_at,
+                repairs=repairs,
+                extra=old.extra,
+            )
+            repaired = old.objects != entries
+        else:
+            manifest = Manifest(
+                org_id=org_id,
+                day=day,
+                objects=entries,
+                di_count=di_count,
+                previous_manifest_sha256=previous_sha,
+                sealed_at=format_timestamp_ns(now),
+            )
+            repaired = False
+        data = manifest.to_bytes()
+        # Only an existing successor needs relinking; while a sequence of earlier days is being
+        # prepended, the successor appears only when the last of them is sealed.
+        later = (day + timedelta(days=1)) in manifest_days
+        marker = pending_relink_key(self.prefix, org_id)
+        if later:
+            # Announce the relink first: a crash between here and the marker's removal leaves
+            # later links stale, and only this marker lets the next run fix them.
+            body = canonical_json({"from_day": day.isoformat(), "at": format_timestamp_ns(now)})
+            self.store.put(marker, body, {})
+        self._put_retained(manifest_key(self.prefix, org_id, day), data, _manifest_meta(data), now)
+        if later:
+            self._relink_after(org_id, day)
+            self.store.delete(marker)
+        return manifest, True, repaired
+
+
+def _manifest_meta(data: bytes) -> dict[str, str]:
+    return {META_SHA256: sha256_hex(data)}
+
+
+def _fmt(ns: int | None) -> str | None:
+    return None if ns is None else format_timestamp_ns(ns)
+
+
+def archived_events_by_window(
+    store: ArchiveStore, manifest: Manifest, windows: Sequence[tuple[int, int]]
+) -> list[tuple[int, int]]:
+    """Per window ``[start, end)``: (archived events, archived events in its last ms)."""
+    totals = [[0, 0] for _ in windows]
+    for entry in manifest.objects:
+        body = store.get(entry.key)
+        if body is None:
+            continue
+        for line in decode_lines(body):
+            event: Any = json.loads(line)
+            ts = event_timestamp_ns(event)
+            for index, (start, end) in enumerate(windows):
+                if start <= ts < end:
+                    totals[index][0] += 1
+                    if ts >= end - NS_PER_MS:
+                        totals[index][1] += 1
+    return [(a, b) for a, b in totals]

@@ -1,0 +1,329 @@
+"""Verify an archive: every object against its metadata, every manifest against its objects,
+and every manifest against its predecessor (the hash chain).
+
+Works on any :class:`~di_archiver.domain.ports.ArchiveStore` (local directory or S3). Finding
+kinds, each naming the key it concerns:
+
+``altered``      an object's content, count or size differs from its metadata or manifest
+``missing``      a manifest lists an object that does not exist
+``extra``        a sealed day holds an object its manifest does not list (incl. leftover buckets)
+``unsealed``     a sealed object exists for a day that has no manifest
+``unreadable``   an object is not valid gzip JSON Lines, or a line has no usable timestamp
+``misplaced``    an event lies outside its object's time range, or lines are out of order
+``manifest``     a manifest is invalid, or names another org/day than its key (reordered)
+``chain``        a link does not match the previous manifest's hash, or a day is missing
+``pending``      a relink was interrupted; run maintenance to finish it
+``unknown``      a key under the archive prefix that the layout does not produce
+
+The chain proves nothing was removed or altered *inside* it. Deleting the newest days entirely
+leaves a shorter valid chain, so the report returns each org's chain head (day and hash): keep
+it elsewhere (ticket, log archive) to anchor the chain, as CloudTrail's digest signatures do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from di_archiver.archive_format import (
+    META_COUNT,
+    META_FIRST_TS,
+    META_LAST_TS,
+    META_SHA256,
+    decompress,
+    event_timestamp_ns,
+    sort_key,
+)
+from di_archiver.domain.manifest import (
+    GENESIS_SHA256,
+    PENDING_RELINK_NAME,
+    Manifest,
+    ManifestError,
+    manifests_root,
+    parse_manifest_key,
+    sha256_hex,
+)
+from di_archiver.domain.ports import ArchiveStore, StoredObject
+from di_archiver.errors import ArchiverError
+from di_archiver.layout import LayoutError, ObjectKey, parse_object_key
+from di_archiver.timestamps import format_timestamp_ns
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    kind: str
+    key: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.key}: {self.detail}"
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectFacts:
+    sha256: str
+    count: int
+    size: int
+
+
+@dataclass(slots=True)
+class VerifyReport:
+    findings: list[Finding] = field(default_factory=list)
+    objects_checked: int = 0
+    events_checked: int = 0
+    manifests_checked: int = 0
+    chain_heads: dict[str, tuple[date, str]] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+    def add(self, kind: str, key: str, detail: str) -> None:
+        self.findings.append(Finding(kind, key, detail))
+
+
+def _in_range(day: date, start: date | None, end: date | None) -> bool:
+    return (start is None or day >= start) and (end is None or day <= end)
+
+
+def check_object(
+    store: ArchiveStore, stored: StoredObject, parsed: ObjectKey
+) -> tuple[ObjectFacts | None, list[Finding], int]:
+    """Recompute one object's hash, count and order; compare them with its metadata."""
+    findings: list[Finding] = []
+    body = store.get(stored.key)
+    if body is None:
+        return None, [Finding("missing", stored.key, "listed but cannot be read")], 0
+    try:
+        raw = decompress(body)
+    except ArchiverError as exc:
+        return None, [Finding("unreadable", stored.key, str(exc))], 0
+    facts = ObjectFacts(hashlib.sha256(raw).hexdigest(), 0, len(body))
+    count = 0
+    previous: tuple[int, str, bytes] | None = None
+    first = last = None
+    for line in raw.split(b"\n")[:-1] if raw else []:
+        count += 1
+        try:
+            event = json.loads(line)
+            ts = event_timestamp_ns(event)
+        except (ValueError, ArchiverError) as exc:
+            findings.append(Finding("unreadable", stored.key, f"line {count}: {exc}"))
+            continue
+        key = sort_key(ts, event, line)
+        if previous is not None and key < previous:
+            findings.append(Finding("misplaced", stored.key, f"line {count} is out of order"))
+        if not parsed.start_ns <= ts < parsed.end_ns:
+            findings.append(
+                Finding("misplaced", stored.key, f"line {count} lies outside the object's range")
+            )
+        previous = key
+        first = ts if first is None else first
+        last = ts
+    if raw and not raw.endswith(b"\n"):
+        findings.append(Finding("unreadable", stored.key, "content does not end with a newline"))
+    facts = ObjectFacts(facts.sha256, count, facts.size)
+    meta = stored.metadata
+    if not meta:
+        # S3 listings carry no user metadata; only HEAD returns it.
+        described = store.head(stored.key)
+        meta = described.metadata if described is not None else {}
+    if meta.get(META_SHA256) != facts.sha256:
+        findings.append(Finding("altered", stored.key, "SHA-256 differs from metadata"))
+    if meta.get(META_COUNT) != str(count):
+        findings.append(
+            Finding(
+                "altered", stored.key, f"holds {count} events, metadata says {meta.get(META_COUNT)}"
+            )
+        )
+    if (
+        first is not None
+        and last is not None
+        and (
+            meta.get(META_FIRST_TS) != format_timestamp_ns(first)
+            or meta.get(META_LAST_TS) != format_timestamp_ns(last)
+        )
+    ):
+        findings.append(Finding("altered", stored.key, "first/last timestamp differ from metadata"))
+    return facts, findings, count
+
+
+def verify_archive(
+    store: ArchiveStore,
+    *,
+    prefix: str,
+    org_ids: Iterable[str] | None = None,
+    start_day: date | None = None,
+    end_day: date | None = None,
+) -> VerifyReport:
+    """Check objects, manifests and chains of the selected orgs and days; never writes."""
+    prefix = prefix.strip("/")
+    wanted = set(org_ids) if org_ids is not None else None
+    report = VerifyReport()
+    root = f"{prefix}/" if prefix else ""
+    m_root = manifests_root(prefix)
+
+    facts: dict[str, ObjectFacts] = {}
+    sealed_by_day: dict[tuple[str, date], set[str]] = {}
+    buckets_by_day: dict[tuple[str, date], set[str]] = {}
+    manifest_keys: dict[str, dict[date, str]] = {}
+    for stored in store.list(root):
+        if stored.key.startswith(m_root):
+            parsed_manifest = parse_manifest_key(prefix, stored.key)
+            if parsed_manifest is None:
+                org_part = stored.key[len(m_root) :].split("/")[0]
+                org = org_part.split("=", 1)[-1]
+                if wanted is None or org in wanted:
+                    kind = "pending" if stored.key.endswith(PENDING_RELINK_NAME) else "unknown"
+                    report.add(kind, stored.key, "not a manifest; run maintenance or inspect")
+                continue
+            org, day = parsed_manifest
+            if wanted is None or org in wanted:
+                manifest_keys.setdefault(org, {})[day] = stored.key
+            continue
+        try:
+            parsed = parse_object_key(stored.key)
+        except LayoutError:
+            report.add("unknown", stored.key, "not an archive object key")
+            continue
+        if (wanted is not None and parsed.org_id not in wanted) or not _in_range(
+            parsed.day, start_day, end_day
+        ):
+            continue
+        object_facts, findings, count = check_object(store, stored, parsed)
+        report.findings.extend(findings)
+        report.objects_checked += 1
+        report.events_checked += count
+        if object_facts is not None:
+            facts[stored.key] = object_facts
+        group = sealed_by_day if parsed.sealed else buckets_by_day
+        group.setdefault((parsed.org_id, parsed.day), set()).add(stored.key)
+
+    manifested: dict[tuple[str, date], set[str]] = {}
+    for org, days in sorted(manifest_keys.items()):
+        listed = _verify_chain(
+            store,
+            org=org,
+            days=days,
+            start_day=start_day,
+            end_day=end_day,
+            facts=facts,
+            report=report,
+        )
+        manifested.update(((org, day), keys) for day, keys in listed.items())
+
+    for (org, day), keys in sorted(sealed_by_day.items()):
+        for key in sorted(keys - manifested.get((org, day), set())):
+            if (org, day) in manifested:
+                report.add("extra", key, "sealed object not listed in the day manifest")
+            else:
+                report.add("unsealed", key, "sealed object without a day manifest")
+    for (org, day), keys in sorted(buckets_by_day.items()):
+        if (org, day) in manifested:
+            for key in sorted(keys):
+                report.add("extra", key, "bucket object in a sealed day (run maintenance)")
+    return report
+
+
+def _verify_chain(
+    store: ArchiveStore,
+    *,
+    org: str,
+    days: dict[date, str],
+    start_day: date | None,
+    end_day: date | None,
+    facts: dict[str, ObjectFacts],
+    report: VerifyReport,
+) -> dict[date, set[str]]:
+    """Walk one org's chain in day order; returns the object keys each manifest lists."""
+    listed: dict[date, set[str]] = {}
+    ordered = sorted(days)
+    previous_bytes: bytes | None = None
+    previous_day: date | None = None
+    for index, day in enumerate(ordered):
+        if not _in_range(day, start_day, end_day):
+            # Only the manifest right before the range is needed, to check the first link.
+            if index + 1 < len(ordered) and _in_range(ordered[index + 1], start_day, end_day):
+                previous_bytes = store.get(days[day])
+                previous_day = day
+            continue
+        key = days[day]
+        data = store.get(key)
+        if data is None:
+            report.add("missing", key, "manifest listed but cannot be read")
+            previous_bytes, previous_day = None, day
+            continue
+        report.manifests_checked += 1
+        try:
+            manifest = Manifest.from_bytes(data, key=key)
+        except ManifestError as exc:
+            report.add("manifest", key, str(exc))
+            previous_bytes, previous_day = data, day
+            continue
+        if manifest.to_bytes() != data:
+            report.add("manifest", key, "not in canonical form (edited by hand?)")
+        if manifest.org_id != org or manifest.day != day:
+            report.add(
+                "manifest", key, f"describes org {manifest.org_id} day {manifest.day} (reordered?)"
+            )
+        expected_prev = _expected_previous(index, ordered, day, previous_day, previous_bytes)
+        if expected_prev is None:
+            report.add("chain", key, f"manifest of {day - timedelta(days=1)} is missing")
+        elif manifest.previous_manifest_sha256 != expected_prev:
+            report.add("chain", key, "previous_manifest_sha256 does not match the previous day")
+        listed[day] = _check_manifest_objects(store, manifest, key, facts, report)
+        previous_bytes, previous_day = data, day
+        report.chain_heads[org] = (day, sha256_hex(data))
+    return listed
+
+
+def _expected_previous(
+    index: int,
+    ordered: list[date],
+    day: date,
+    previous_day: date | None,
+    previous_bytes: bytes | None,
+) -> str | None:
+    if index == 0:
+        return GENESIS_SHA256
+    if previous_day != day - timedelta(days=1) or ordered[index - 1] != previous_day:
+        return None
+    if previous_bytes is None:
+        return None
+    return sha256_hex(previous_bytes)
+
+
+def _check_manifest_objects(
+    store: ArchiveStore,
+    manifest: Manifest,
+    key: str,
+    facts: dict[str, ObjectFacts],
+    report: VerifyReport,
+) -> set[str]:
+    listed = set()
+    for entry in manifest.objects:
+        listed.add(entry.key)
+        try:
+            parsed = parse_object_key(entry.key)
+        except LayoutError:
+            report.add("manifest", key, f"lists a non-archive key {entry.key!r}")
+            continue
+        if not parsed.sealed or parsed.day != manifest.day or parsed.org_id != manifest.org_id:
+            report.add("manifest", key, f"lists {entry.key} which is not this day's sealed object")
+        actual = facts.get(entry.key)
+        if actual is None:
+            if store.head(entry.key) is None:
+                report.add("missing", entry.key, f"listed in {key} but absent")
+            continue
+        if actual.sha256 != entry.sha256:
+            report.add("altered", entry.key, "SHA-256 differs from the manifest")
+        if actual.count != entry.count:
+            report.add(
+                "altered", entry.key, f"holds {actual.count} events, manifest says {entry.count}"
+            )
+        if actual.size != entry.size:
+            report.add("altered", entry.key, f"size {actual.size} differs from manifest")
+    return listed
