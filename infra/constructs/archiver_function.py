@@ -1,0 +1,189 @@
+"""The archiver Lambda, its schedules and its dead-letter queue.
+
+Lambda defaults live in ``LAMBDA_DEFAULTS`` and nowhere else. Permissions on the bucket, key,
+secret and parameters are NOT granted here: the stack wires them, so all of them read in one
+place.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_scheduler_targets as targets
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from di_archiver.observability import METRICS_NAMESPACE, SERVICE_NAME, Mode
+from infra.bundling import PROJECT_ROOT, bundling_options
+
+
+@dataclass(frozen=True, kw_only=True)
+class LambdaDefaults:
+    """The one definition of how di-archiver functions run."""
+
+    runtime: lambda_.Runtime
+    architecture: lambda_.Architecture
+    timeout: Duration
+    tracing: lambda_.Tracing
+    logging_format: lambda_.LoggingFormat
+    application_log_level: lambda_.ApplicationLogLevel
+    handler: str
+
+
+LAMBDA_DEFAULTS = LambdaDefaults(
+    # Pinned (not "latest") so the wheels bundled for it match: see infra/bundling.py.
+    runtime=lambda_.Runtime.PYTHON_3_13,
+    architecture=lambda_.Architecture.ARM_64,
+    timeout=Duration.minutes(15),
+    tracing=lambda_.Tracing.ACTIVE,
+    logging_format=lambda_.LoggingFormat.JSON,
+    application_log_level=lambda_.ApplicationLogLevel.INFO,
+    handler="di_archiver.handler.lambda_handler",
+)
+ASYNC_RETRY_ATTEMPTS = 2
+# Throttled invocations (a run is still going: reserved concurrency 1) wait this long in
+# Lambda's async queue before they count as failed; a later run catches up regardless.
+MAX_EVENT_AGE = Duration.hours(1)
+DLQ_RETENTION = Duration.days(14)
+
+
+class ArchiverFunction(Construct):
+    """The archiver function (one writer: reserved concurrency 1) and what triggers it."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        environment: Mapping[str, str],
+        memory_size: int,
+        log_retention: logs.RetentionDays,
+        schedule: str,
+        maintain_schedule: str,
+        code: lambda_.Code | None = None,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        defaults = LAMBDA_DEFAULTS
+
+        self.dead_letter_queue = sqs.Queue(
+            self,
+            "DeadLetterQueue",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=DLQ_RETENTION,
+        )
+        Validations.of(self.dead_letter_queue).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions::AwsSolutions-SQS3",
+                reason="This queue is the dead-letter queue (Lambda on-failure, Scheduler DLQ).",
+            )
+        )
+
+        self.log_group = logs.LogGroup(
+            self, "LogGroup", retention=log_retention, removal_policy=RemovalPolicy.DESTROY
+        )
+        # An explicit role instead of AWSLambdaBasicExecutionRole: logs go to one log group only.
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="di-archiver function",
+        )
+        self.log_group.grant_write(self.role)
+
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            runtime=defaults.runtime,
+            architecture=defaults.architecture,
+            handler=defaults.handler,
+            code=code or self.bundled_code(),
+            memory_size=memory_size,
+            timeout=defaults.timeout,
+            tracing=defaults.tracing,
+            logging_format=defaults.logging_format,
+            application_log_level_v2=defaults.application_log_level,
+            system_log_level_v2=lambda_.SystemLogLevel.WARN,
+            log_group=self.log_group,
+            role=self.role,
+            reserved_concurrent_executions=1,
+            environment={
+                "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
+                "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+                **environment,
+            },
+            retry_attempts=ASYNC_RETRY_ATTEMPTS,
+            max_event_age=MAX_EVENT_AGE,
+            on_failure=destinations.SqsDestination(self.dead_letter_queue),
+            description="di-archiver: copies JumpCloud Directory Insights events to S3",
+        )
+        Validations.of(self.role).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions::AwsSolutions-IAM5[Resource::*]",
+                reason="X-Ray PutTraceSegments/PutTelemetryRecords support no resource scoping.",
+            )
+        )
+
+        Validations.of(self.function).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions::AwsSolutions-L1",
+                reason="Runtime pinned on purpose: bundled wheels are built for this version.",
+            )
+        )
+
+        stack = Stack.of(self)
+        self.scheduler_role = iam.Role(
+            self,
+            "SchedulerRole",
+            assumed_by=iam.ServicePrincipal(
+                "scheduler.amazonaws.com",
+                conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
+            ),
+            description="di-archiver: EventBridge Scheduler invokes the archiver",
+        )
+        function_id = stack.get_logical_id(self.function.node.default_child)  # type: ignore[arg-type]
+        Validations.of(self.scheduler_role).acknowledge(
+            Acknowledgment(
+                id=f"AwsSolutions::AwsSolutions-IAM5[Resource::<{function_id}.Arn>:*]",
+                reason="Scheduler's Lambda target grants invoke on the function and its versions.",
+            )
+        )
+        self.archive_schedule = self._schedule("ArchiveSchedule", schedule, Mode.ARCHIVE)
+        self.maintain_schedule = self._schedule(
+            "MaintainSchedule", maintain_schedule, Mode.MAINTAIN
+        )
+
+    @staticmethod
+    def bundled_code() -> lambda_.Code:
+        """The runtime package and its locked arm64 dependencies, bundled without Docker."""
+        return lambda_.Code.from_asset(
+            str(Path(PROJECT_ROOT) / "lambda"),
+            exclude=["**/__pycache__", "**/*.pyc"],
+            bundling=bundling_options(image=LAMBDA_DEFAULTS.runtime.bundling_image),
+        )
+
+    def _schedule(self, construct_id: str, expression: str, mode: Mode) -> scheduler.Schedule:
+        target = targets.LambdaInvoke(
+            self.function,
+            input=scheduler.ScheduleTargetInput.from_text(json.dumps({"mode": str(mode)})),
+            dead_letter_queue=self.dead_letter_queue,
+            retry_attempts=ASYNC_RETRY_ATTEMPTS,
+            max_event_age=MAX_EVENT_AGE,
+            role=self.scheduler_role,
+        )
+        return scheduler.Schedule(
+            self,
+            construct_id,
+            schedule=scheduler.ScheduleExpression.expression(expression),
+            target=target,
+            description=f"di-archiver: {mode} run",
+        )

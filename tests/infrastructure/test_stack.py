@@ -1,0 +1,372 @@
+"""Template assertions on the properties that matter (never on hashed logical ids)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Annotations, Match
+
+from di_archiver.settings import ArchiverSettings
+from infra.config import ConfigError
+
+from .conftest import ORG, Synthesised
+
+Synth = Callable[..., Synthesised]
+
+
+def only(resources: dict[str, Any]) -> dict[str, Any]:
+    assert len(resources) == 1, list(resources)
+    return next(iter(resources.values()))
+
+
+def archive_bucket(s: Synthesised) -> dict[str, Any]:
+    """The bucket with lifecycle rules for the archive prefix (the access log bucket has none)."""
+    buckets = [
+        b
+        for b in s.resources("AWS::S3::Bucket").values()
+        if any(
+            r.get("Prefix")
+            for r in b["Properties"].get("LifecycleConfiguration", {}).get("Rules", [])
+        )
+    ]
+    assert len(buckets) == 1
+    return buckets[0]
+
+
+def function_policy(s: Synthesised) -> list[dict[str, Any]]:
+    policies = [
+        p
+        for p in s.resources("AWS::IAM::Policy").values()
+        if any(
+            st.get("Sid") == "ArchiveObjects"
+            for st in p["Properties"]["PolicyDocument"]["Statement"]
+        )
+    ]
+    return only(dict(enumerate(policies)))["Properties"]["PolicyDocument"]["Statement"]  # type: ignore[no-any-return]
+
+
+def function_props(s: Synthesised) -> dict[str, Any]:
+    return only(s.resources("AWS::Lambda::Function"))["Properties"]  # type: ignore[no-any-return]
+
+
+def test_kms_variant_encrypts_with_a_rotating_retained_customer_key(default: Synthesised) -> None:
+    # Given the default (encryption=kms) stack
+    bucket = archive_bucket(default)
+    # Then objects use SSE-KMS with the bucket key, under a rotating key that outlives the stack
+    rule = bucket["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+    key_ref = rule["ServerSideEncryptionByDefault"]["KMSMasterKeyID"]["Fn::GetAtt"][0]
+    assert rule["BucketKeyEnabled"] is True
+    key = default.raw["Resources"][key_ref]
+    assert key["Properties"]["EnableKeyRotation"] is True
+    assert key["DeletionPolicy"] == key["UpdateReplacePolicy"] == "Retain"
+    assert bucket["DeletionPolicy"] == "Retain"
+    # And the function writes with that key and may use it
+    env = function_props(default)["Environment"]["Variables"]
+    assert env["DI_ARCHIVER_KMS_KEY_ID"] == {"Fn::GetAtt": [key_ref, "Arn"]}
+    kms = [st for st in function_policy(default) if st.get("Sid") == "ArchiveKey"]
+    assert kms == [
+        {
+            "Sid": "ArchiveKey",
+            "Effect": "Allow",
+            "Action": ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
+            "Resource": {"Fn::GetAtt": [key_ref, "Arn"]},
+        }
+    ]
+    # And the credential secret is encrypted with it
+    secret = only(default.resources("AWS::SecretsManager::Secret"))
+    assert secret["Properties"]["KmsKeyId"] == {"Fn::GetAtt": [key_ref, "Arn"]}
+
+
+def test_s3_variant_uses_sse_s3_and_no_archive_key(synth: Synth) -> None:
+    # Given encryption=s3
+    s = synth(encryption="s3")
+    # Then the bucket uses SSE-S3, the function gets no key id and no KMS permission
+    rule = archive_bucket(s)["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][
+        0
+    ]
+    assert rule["ServerSideEncryptionByDefault"] == {"SSEAlgorithm": "AES256"}
+    assert "DI_ARCHIVER_KMS_KEY_ID" not in function_props(s)["Environment"]["Variables"]
+    assert not [st for st in function_policy(s) if "kms" in json.dumps(st["Action"])]
+    assert "ArchiveKeyArn" not in s.raw["Outputs"]
+
+
+def test_every_bucket_blocks_public_access_and_denies_plain_http(default: Synthesised) -> None:
+    # Given the archive and access-log buckets
+    buckets = default.resources("AWS::S3::Bucket")
+    assert len(buckets) == 2
+    for bucket in buckets.values():
+        # Then all four public-access switches are on
+        assert bucket["Properties"]["PublicAccessBlockConfiguration"] == {
+            "BlockPublicAcls": True,
+            "BlockPublicPolicy": True,
+            "IgnorePublicAcls": True,
+            "RestrictPublicBuckets": True,
+        }
+    # And each bucket policy denies non-TLS requests
+    policies = default.resources("AWS::S3::BucketPolicy")
+    assert len(policies) == 2
+    for policy in policies.values():
+        denies = [
+            st
+            for st in policy["Properties"]["PolicyDocument"]["Statement"]
+            if st["Effect"] == "Deny"
+            and st.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport") == "false"
+        ]
+        assert denies
+        assert denies[0]["Action"] == "s3:*"
+
+
+def test_lifecycle_follows_the_configuration(synth: Synth) -> None:
+    # Given custom transitions, retention and noncurrent expiry
+    s = synth(
+        transitions={"GLACIER_IR": 120, "STANDARD_IA": 60, "DEEP_ARCHIVE": 400},
+        retentionDays=3650,
+        noncurrentDays=7,
+    )
+    # Then the archive-prefix rule carries exactly those, plus the multipart clean-up
+    rules = archive_bucket(s)["Properties"]["LifecycleConfiguration"]["Rules"]
+    archive = next(r for r in rules if r.get("Prefix") == "di/")
+    assert archive["Status"] == "Enabled"
+    assert archive["Transitions"] == [
+        {"StorageClass": "STANDARD_IA", "TransitionInDays": 60},
+        {"StorageClass": "GLACIER_IR", "TransitionInDays": 120},
+        {"StorageClass": "DEEP_ARCHIVE", "TransitionInDays": 400},
+    ]
+    assert archive["ExpirationInDays"] == 3650
+    assert archive["NoncurrentVersionExpiration"] == {"NoncurrentDays": 7}
+    assert archive["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 7}
+    assert any(r.get("ExpiredObjectDeleteMarker") for r in rules)
+    # And synth warns that DEEP_ARCHIVE objects are invisible to Athena until restored
+    warnings = Annotations.from_stack(s.stack).find_warning("*", Match.string_like_regexp("Athena"))
+    assert warnings
+    assert "DEEP_ARCHIVE" in warnings[0].entry.data
+
+
+def test_no_retention_means_no_expiration(synth: Synth) -> None:
+    # Given retentionDays=never and no transitions
+    s = synth(retentionDays="never", transitions={})
+    # Then nothing expires current objects
+    archive = next(
+        r
+        for r in archive_bucket(s)["Properties"]["LifecycleConfiguration"]["Rules"]
+        if r.get("Prefix")
+    )
+    assert "ExpirationInDays" not in archive
+    assert "Transitions" not in archive
+
+
+def test_object_lock_when_configured(synth: Synth, default: Synthesised) -> None:
+    # Given objectLock on
+    s = synth(objectLock={"mode": "COMPLIANCE", "days": 365})
+    bucket = archive_bucket(s)["Properties"]
+    # Then the bucket has Object Lock, versioning, and no blanket default retention
+    assert bucket["ObjectLockEnabled"] is True
+    assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert "ObjectLockConfiguration" not in bucket
+    # And the function knows the retention and may set it on its own prefix only
+    env = function_props(s)["Environment"]["Variables"]
+    assert env["DI_ARCHIVER_OBJECT_LOCK_MODE"] == "COMPLIANCE"
+    assert env["DI_ARCHIVER_OBJECT_LOCK_DAYS"] == "365"
+    objects = next(st for st in function_policy(s) if st.get("Sid") == "ArchiveObjects")
+    assert "s3:PutObjectRetention" in objects["Action"]
+    # And without it (default) none of that exists
+    assert "ObjectLockEnabled" not in archive_bucket(default)["Properties"]
+    default_objects = next(
+        st for st in function_policy(default) if st.get("Sid") == "ArchiveObjects"
+    )
+    assert "s3:PutObjectRetention" not in default_objects["Action"]
+
+
+def test_access_logging_can_be_turned_off(synth: Synth) -> None:
+    # Given accessLogging=false / Then only the archive bucket exists, without logging
+    s = synth(accessLogging=False)
+    assert len(s.resources("AWS::S3::Bucket")) == 1
+    assert "LoggingConfiguration" not in archive_bucket(s)["Properties"]
+
+
+def test_iam_is_scoped_to_exact_resources(default: Synthesised) -> None:
+    # Given the function's policy
+    statements = function_policy(default)
+    by_sid = {st.get("Sid"): st for st in statements}
+    bucket_id = default.stack.get_logical_id(default.stack.archive.bucket.node.default_child)  # type: ignore[arg-type]
+    # Then object access is limited to the archive prefix
+    assert by_sid["ArchiveObjects"]["Action"] == ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"]
+    assert by_sid["ArchiveObjects"]["Resource"] == {
+        "Fn::Join": ["", [{"Fn::GetAtt": [bucket_id, "Arn"]}, "/di/*"]]
+    }
+    assert by_sid["ArchiveListing"]["Resource"] == {"Fn::GetAtt": [bucket_id, "Arn"]}
+    # And the secret is readable, not writable, and only that one
+    secret_id = default.stack.get_logical_id(default.stack.secret.node.default_child)  # type: ignore[arg-type]
+    assert by_sid["Credential"]["Action"] == "secretsmanager:GetSecretValue"
+    assert by_sid["Credential"]["Resource"] == {"Ref": secret_id}
+    # And checkpoints are read/written under their path only
+    assert by_sid["Checkpoints"]["Action"] == ["ssm:GetParameter", "ssm:PutParameter"]
+    assert json.dumps(by_sid["Checkpoints"]["Resource"]).endswith(
+        ':parameter/di-archiver/checkpoints/*"]]}'
+    )
+    # And the only '*' resource is X-Ray's, which supports no resource scoping
+    for policy in default.resources("AWS::IAM::Policy").values():
+        for st in policy["Properties"]["PolicyDocument"]["Statement"]:
+            if st["Resource"] == "*":
+                assert all(a.startswith("xray:") for a in st["Action"]), st
+    # And no role carries a managed policy
+    for role in default.resources("AWS::IAM::Role").values():
+        assert "ManagedPolicyArns" not in role["Properties"]
+
+
+def test_function_runs_with_the_one_set_of_lambda_defaults(default: Synthesised) -> None:
+    props = function_props(default)
+    assert props["Architectures"] == ["arm64"]
+    assert props["Runtime"] == "python3.13"
+    assert props["Handler"] == "di_archiver.handler.lambda_handler"
+    assert props["MemorySize"] == 512
+    assert props["Timeout"] == 900
+    assert props["TracingConfig"] == {"Mode": "Active"}
+    assert props["LoggingConfig"]["LogFormat"] == "JSON"
+    assert props["ReservedConcurrentExecutions"] == 1
+    log_group = only(default.resources("AWS::Logs::LogGroup"))
+    assert log_group["Properties"]["RetentionInDays"] == 90
+    assert props["LoggingConfig"]["LogGroup"] == {
+        "Ref": default.stack.get_logical_id(default.stack.archiver.log_group.node.default_child)
+    }  # type: ignore[arg-type]
+
+
+def test_function_environment_is_what_the_runtime_settings_accept(default: Synthesised) -> None:
+    # Given the function's environment, with deploy-time references filled in
+    env = function_props(default)["Environment"]["Variables"]
+    concrete = {k: v if isinstance(v, str) else f"resolved-{k.lower()}" for k, v in env.items()}
+    # When the runtime reads it exactly as the handler does
+    settings = ArchiverSettings.from_env(concrete)
+    # Then it is accepted, and carries the context's values
+    assert settings.org_ids == (ORG,)
+    assert settings.archive_prefix == "di"
+    assert settings.bucket_minutes == 60
+    assert env["POWERTOOLS_SERVICE_NAME"] == "di-archiver"
+    assert env["POWERTOOLS_METRICS_NAMESPACE"] == "DIArchiver"
+    # And no credential-looking variable exists
+    assert not [k for k in env if any(w in k for w in ("API_KEY", "CLIENT_SECRET", "TOKEN"))]
+
+
+def test_schedules_invoke_archive_and_maintain_with_a_dead_letter_queue(
+    default: Synthesised,
+) -> None:
+    schedules = default.resources("AWS::Scheduler::Schedule").values()
+    by_input = {json.loads(s["Properties"]["Target"]["Input"])["mode"]: s for s in schedules}
+    assert set(by_input) == {"archive", "maintain"}
+    assert by_input["archive"]["Properties"]["ScheduleExpression"] == "rate(15 minutes)"
+    assert by_input["maintain"]["Properties"]["ScheduleExpression"] == "cron(30 2 * * ? *)"
+    dlq_id = default.stack.get_logical_id(
+        default.stack.archiver.dead_letter_queue.node.default_child
+    )  # type: ignore[arg-type]
+    for schedule in by_input.values():
+        target = schedule["Properties"]["Target"]
+        assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [dlq_id, "Arn"]}}
+        assert target["RetryPolicy"]["MaximumRetryAttempts"] == 2
+    # And failed asynchronous invocations land in the same queue
+    invoke = only(default.resources("AWS::Lambda::EventInvokeConfig"))["Properties"]
+    assert invoke["DestinationConfig"]["OnFailure"]["Destination"] == {
+        "Fn::GetAtt": [dlq_id, "Arn"]
+    }
+    # And the queue is encrypted and TLS-only
+    queue = default.raw["Resources"][dlq_id]["Properties"]
+    assert queue["SqsManagedSseEnabled"] is True
+    default.template.has_resource_properties(
+        "AWS::SQS::QueuePolicy",
+        {
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Effect": "Deny",
+                                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                            }
+                        )
+                    ]
+                )
+            }
+        },
+    )
+
+
+def test_alarms_cover_failures_staleness_and_missed_runs(default: Synthesised) -> None:
+    alarms = list(default.resources("AWS::CloudWatch::Alarm").values())
+    by_metric = {a["Properties"].get("MetricName"): a["Properties"] for a in alarms}
+    for name in ("Errors", "RunFailed", "ApiErrors", "MaintenanceFailed", "VerifyFindings",
+                 "ApproximateNumberOfMessagesVisible"):  # fmt: skip
+        assert by_metric[name]["ComparisonOperator"] == "GreaterThanThreshold"
+        assert by_metric[name]["Threshold"] == 0
+    freshness = by_metric["FreshnessLagSeconds"]
+    assert freshness["Namespace"] == "DIArchiver"
+    assert freshness["Dimensions"] == [{"Name": "service", "Value": "di-archiver"}]
+    assert freshness["Threshold"] == 7200 + 300 + 3600 + 900 + 2 * 900
+    missed = by_metric["RunSucceeded"]
+    assert missed["ComparisonOperator"] == "LessThanThreshold"
+    assert missed["Threshold"] == 1
+    assert missed["Period"] == 900
+    assert missed["EvaluationPeriods"] == 4
+    assert missed["TreatMissingData"] == "breaching"
+    # And every alarm notifies the encrypted topic
+    topic_id = default.stack.get_logical_id(default.stack.monitoring.topic.node.default_child)  # type: ignore[arg-type]
+    for alarm in alarms:
+        assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic_id}]
+    topic = default.raw["Resources"][topic_id]["Properties"]
+    assert "KmsMasterKeyId" in topic
+    assert not default.resources("AWS::SNS::Subscription")
+    assert only(default.resources("AWS::CloudWatch::Dashboard"))
+
+
+def test_alarm_email_subscribes_to_the_topic(synth: Synth) -> None:
+    s = synth(alarmEmail="security@example.com")
+    subscription = only(s.resources("AWS::SNS::Subscription"))["Properties"]
+    assert subscription["Protocol"] == "email"
+    assert subscription["Endpoint"] == "security@example.com"
+
+
+def test_secret_holds_no_value_in_the_template(default: Synthesised) -> None:
+    secret = only(default.resources("AWS::SecretsManager::Secret"))["Properties"]
+    assert "SecretString" not in secret
+    assert "GenerateSecretString" in secret
+    assert not default.raw.get("Parameters", {}).keys() - {"BootstrapVersion"}
+
+
+def test_outputs_name_what_the_operator_needs(default: Synthesised) -> None:
+    assert {
+        "ArchiveBucketName", "SecretArn", "SecretName", "FunctionName", "DeadLetterQueueUrl",
+        "AlarmTopicArn", "DashboardName", "ArchiveKeyArn", "AccessLogBucketName",
+    } <= set(default.raw["Outputs"])  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        {},
+        {"encryption": "s3", "accessLogging": False},
+        {"objectLock": {"mode": "GOVERNANCE", "days": 30}, "alarmEmail": "a@example.com"},
+    ],
+    ids=["default", "sse-s3-no-logging", "object-lock"],
+)
+def test_cdk_nag_aws_solutions_has_no_unacknowledged_findings(
+    synth: Synth, variant: dict[str, Any]
+) -> None:
+    # Given a synthesised variant (synth itself fails on any error-level finding)
+    s = synth(**variant)
+    # Then the validation report has no open violation of any severity
+    report = json.loads((s.outdir / "validation-report.json").read_text())
+    [nag] = [r for r in report["pluginReports"] if r["pluginName"] == "AwsSolutions"]
+    assert nag["violations"] == []
+    # And every acknowledgement carries a reason
+    assert nag["suppressedViolations"]
+    for acknowledged in nag["suppressedViolations"]:
+        assert len(acknowledged["reason"]) > 20
+
+
+def test_bad_context_fails_synth(tmp_path: Any) -> None:
+    from .conftest import cdk_json_context, synthesise
+
+    with pytest.raises(ConfigError, match="retentionDays"):
+        synthesise({**cdk_json_context(), "retentionDays": -3}, tmp_path)
