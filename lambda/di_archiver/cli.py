@@ -15,7 +15,16 @@ from types import ModuleType
 from di_archiver import __version__
 from di_archiver.errors import ArchiverError
 
-COMMAND_MODULES: tuple[str, ...] = ("di_archiver.simulator.command",)
+COMMAND_MODULES: tuple[str, ...] = (
+    "di_archiver.simulator.command",
+    "di_archiver.commands.query",
+    "di_archiver.commands.demo",
+    "di_archiver.commands.run",
+    "di_archiver.commands.status",
+    "di_archiver.commands.seal",
+    "di_archiver.commands.reconcile",
+    "di_archiver.commands.verify",
+)
 
 
 def _load_commands() -> list[ModuleType]:
