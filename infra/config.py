@@ -26,7 +26,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from di_archiver.errors import SettingsError
-from di_archiver.services import ALL_SERVICES
+from di_archiver.services import ALL_SERVICES, SERVICE_NAME_PATTERN
 from di_archiver.settings import ENV_PREFIX, ArchiverSettings, AuthKind, ObjectLockMode, Region
 
 DAY_SECONDS = 86_400
@@ -119,6 +119,10 @@ class DeploymentConfig(BaseModel):
     services: tuple[str, ...] = Field(
         default=(ALL_SERVICES,), description="DI services; 'all' also collects future services."
     )
+    extra_services: tuple[str, ...] = Field(
+        default=(),
+        description="Services JumpCloud added after this release, to make visible to Athena.",
+    )
     region: Region = Field(default=Region.STANDARD, description="JumpCloud data centre.")
     base_url: str | None = Field(default=None, description="DI API base URL override.")
     auth_kind: AuthKind = Field(default=AuthKind.API_KEY, description="Credential type.")
@@ -173,7 +177,17 @@ class DeploymentConfig(BaseModel):
         # CDK drops null context values, so "keep forever" needs a word of its own.
         return None if value == "never" else value
 
-    @field_validator("org_ids", "services", mode="before")
+    @field_validator("extra_services")
+    @classmethod
+    def _extra_services(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [name for name in value if not SERVICE_NAME_PATTERN.match(name)]
+        if bad:
+            raise ValueError(
+                f"service names are lower-case identifiers like 'workflows'; got {bad}"
+            )
+        return value
+
+    @field_validator("org_ids", "services", "extra_services", mode="before")
     @classmethod
     def _csv(cls, value: Any) -> Any:
         if isinstance(value, str):

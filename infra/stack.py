@@ -18,6 +18,7 @@ from infra.config import LOG_RETENTION_DAYS, NOT_QUERYABLE, DeploymentConfig
 from infra.constructs.archive_bucket import ArchiveBucket
 from infra.constructs.archiver_function import ArchiverFunction
 from infra.constructs.monitoring import Monitoring
+from infra.constructs.query import QueryConstruct
 
 PLACEHOLDER_NOTE = (
     "Placeholder, not a credential: put the JumpCloud credential here (see README, Deploy)."
@@ -115,13 +116,17 @@ class ArchiverStack(Stack):
             alarm_email=config.alarm_email,
         )
 
-        # Query seam (the coordinator wires infra/constructs/query.py here):
-        # self.query = QueryConstruct(
-        #     self, "Query", archive_bucket=self.archive.bucket,
-        #     archive_prefix=config.archive_prefix, org_ids=config.org_ids,
-        #     services=config.services, kms_key=key,
-        #     bytes_scanned_cutoff=config.athena_bytes_scanned_cutoff,
-        # )
+        self.query = QueryConstruct(
+            self,
+            "Query",
+            archive_bucket=self.archive.bucket,
+            archive_prefix=config.archive_prefix,
+            org_ids=config.org_ids,
+            services=config.extra_services,
+            kms_key=key,
+            bytes_scanned_cutoff=config.athena_bytes_scanned_cutoff,
+            results_access_logs_bucket=self.archive.access_log_bucket,
+        )
 
         hidden = sorted(NOT_QUERYABLE & set(config.transitions))
         if hidden:
@@ -212,6 +217,13 @@ class ArchiverStack(Stack):
             "DeadLetterQueueUrl": (self.archiver.dead_letter_queue.queue_url, "Failed runs"),
             "AlarmTopicArn": (self.monitoring.topic.topic_arn, "Subscribe here for alarms"),
             "DashboardName": (self.monitoring.dashboard.dashboard_name, "CloudWatch dashboard"),
+            "AthenaWorkgroup": (self.query.workgroup_name, "Athena workgroup for the archive"),
+            "GlueDatabase": (self.query.database_name, "Glue database of the archive tables"),
+            "EventsView": (
+                f"{self.query.database_name}.{self.query.view_name}",
+                "Query this view (timestamp typed, partitions org/svc/dt)",
+            ),
+            "AthenaResultsBucket": (self.query.results_bucket.bucket_name, "Query results"),
         }
         if self.archive.access_log_bucket is not None:
             outputs["AccessLogBucketName"] = (

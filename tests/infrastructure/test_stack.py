@@ -95,9 +95,9 @@ def test_s3_variant_uses_sse_s3_and_no_archive_key(synth: Synth) -> None:
 
 
 def test_every_bucket_blocks_public_access_and_denies_plain_http(default: Synthesised) -> None:
-    # Given the archive and access-log buckets
+    # Given the archive, access-log and Athena results buckets
     buckets = default.resources("AWS::S3::Bucket")
-    assert len(buckets) == 2
+    assert len(buckets) == 3
     for bucket in buckets.values():
         # Then all four public-access switches are on
         assert bucket["Properties"]["PublicAccessBlockConfiguration"] == {
@@ -108,7 +108,7 @@ def test_every_bucket_blocks_public_access_and_denies_plain_http(default: Synthe
         }
     # And each bucket policy denies non-TLS requests
     policies = default.resources("AWS::S3::BucketPolicy")
-    assert len(policies) == 2
+    assert len(policies) == 3
     for policy in policies.values():
         denies = [
             st
@@ -182,9 +182,9 @@ def test_object_lock_when_configured(synth: Synth, default: Synthesised) -> None
 
 
 def test_access_logging_can_be_turned_off(synth: Synth) -> None:
-    # Given accessLogging=false / Then only the archive bucket exists, without logging
+    # Given accessLogging=false / Then no log bucket exists (archive + Athena results only)
     s = synth(accessLogging=False)
-    assert len(s.resources("AWS::S3::Bucket")) == 1
+    assert len(s.resources("AWS::S3::Bucket")) == 2
     assert "LoggingConfiguration" not in archive_bucket(s)["Properties"]
 
 
@@ -338,7 +338,20 @@ def test_outputs_name_what_the_operator_needs(default: Synthesised) -> None:
     assert {
         "ArchiveBucketName", "SecretArn", "SecretName", "FunctionName", "DeadLetterQueueUrl",
         "AlarmTopicArn", "DashboardName", "ArchiveKeyArn", "AccessLogBucketName",
+        "AthenaWorkgroup", "GlueDatabase", "EventsView", "AthenaResultsBucket",
     } <= set(default.raw["Outputs"])  # fmt: skip
+
+
+def test_athena_table_covers_the_archive_and_extra_services(synth: Synth) -> None:
+    # Given a deployment told about a service JumpCloud added after this release
+    s = synth(extraServices="passkeys")
+    # Then the typed table projects over the archive bucket and lists the new service
+    tables = s.resources("AWS::Glue::Table")
+    params = [t["Properties"]["TableInput"]["Parameters"] for t in tables.values()]
+    enums = [p["projection.svc.values"] for p in params if "projection.svc.values" in p]
+    assert enums
+    assert all("passkeys" in values.split(",") for values in enums)
+    assert all("sso" in values.split(",") for values in enums)
 
 
 @pytest.mark.parametrize(
