@@ -26,7 +26,11 @@ def test_demo_archives_everything_exactly_once(
     assert code == 0, out
     assert "exactly-once check PASS" in out
     assert "0 missing, 0 extra, 0 duplicated" in out
+    assert "verify             PASS: 0 findings" in out
     assert "bytes/event" in out
+    # And closed days were sealed into one object per service and day, with manifests
+    assert any(target.rglob("day.jsonl.gz"))
+    assert any(target.rglob("_manifests/*/*.json"))
     assert "hook saw" in out
     assert any(target.rglob("*.jsonl.gz"))
 
@@ -47,6 +51,23 @@ def test_demo_exit_code_is_one_when_the_check_fails(
     # Then the report says FAIL and the exit code says so
     assert code == 1
     assert "exactly-once check FAIL" in capsys.readouterr().out
+
+
+def test_demo_exit_code_is_one_when_verify_finds_a_problem(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a demo whose events are all there once but whose verification found a problem
+    flawed = demo.DemoResult(archive_dir=tmp_path, prefix="di", org_ids=(DEMO_ORG_ID,))
+    flawed.expected_lines = flawed.archived_lines = 10
+    flawed.verify_findings = 1
+    monkeypatch.setattr(demo, "run_demo", lambda *args, **kwargs: flawed)
+    # When the demo command runs
+    code = main(["demo", "--dir", str(tmp_path / "d")])
+    # Then exactly-once passes, verify fails, and so does the exit code
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "exactly-once check PASS" in out
+    assert "verify             FAIL" in out
 
 
 def test_demo_rejects_bad_fault_rate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -2,7 +2,9 @@
 
 It starts the DI simulator (faults and late indexing on, simulated clock), archives a few days
 of events into a local directory, moves the clock past every late-indexing delay, archives
-again, and proves the archive holds every visible event exactly once, byte-identical JSON.
+again, seals the closed days (day objects + hash-chained manifests), reconciles them with DI's
+counts, verifies the archive's hashes and chain, and proves the archive holds every visible
+event exactly once, byte-identical JSON.
 
 Other features add report sections by appending ``"module:function"`` to ``REPORT_HOOKS``; each
 function gets the :class:`DemoResult` and returns lines to print (e.g. named query answers).
@@ -57,11 +59,19 @@ class DemoResult:
     first_run_events: int = 0
     api_retries: int = 0
     api_errors: int = 0
+    days_sealed: int = 0
+    days_repaired: int = 0
+    verify_findings: int = -1
+    manifests: int = 0
     seconds: float = 0.0
 
     @property
-    def passed(self) -> bool:
+    def exactly_once(self) -> bool:
         return self.expected_lines > 0 and not (self.missing or self.extra or self.duplicates)
+
+    @property
+    def passed(self) -> bool:
+        return self.exactly_once and self.verify_findings == 0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -110,6 +120,8 @@ def run_demo(
     """Run the demo and return its result (``main`` prints it)."""
     from di_archiver.adapters.retry import RetryPolicy  # noqa: PLC0415
     from di_archiver.archive_format import serialise_event  # noqa: PLC0415
+    from di_archiver.domain.maintenance import maintain  # noqa: PLC0415
+    from di_archiver.domain.verify import verify_archive  # noqa: PLC0415
     from di_archiver.simulator import Simulator, SimulatorClock, SimulatorConfig  # noqa: PLC0415
     from di_archiver.simulator.config import (  # noqa: PLC0415
         DEMO_API_KEY,
@@ -119,7 +131,7 @@ def run_demo(
         OrgSpec,
     )
     from di_archiver.timestamps import NS_PER_SECOND  # noqa: PLC0415
-    from di_archiver.wiring import build_runtime  # noqa: PLC0415
+    from di_archiver.wiring import build_checkpoints, build_runtime, build_store  # noqa: PLC0415
 
     if not 0.0 <= fault_rate <= 0.15:
         raise SettingsError("--fault-rate must be between 0 and 0.15 (per fault type)")
@@ -177,10 +189,38 @@ def run_demo(
             result.api_errors += errors
             return sum(org.events for org in report.orgs)
 
+        def seal_and_reconcile() -> None:
+            runtime = build_runtime(
+                settings,
+                secret={"api_key": DEMO_API_KEY},
+                clock=clock.now_ns,
+                client_options={"retry": fast_retry},
+            )
+            try:
+                report = maintain(
+                    org_ids=list(settings.org_ids),
+                    store=build_store(settings),
+                    checkpoints=build_checkpoints(settings),
+                    prefix=settings.archive_prefix,
+                    source=runtime.source,
+                    snapshotter=runtime.engine,
+                    lookback_ns=settings.lookback_days * 86_400 * NS_PER_SECOND,
+                    clock=clock.now_ns,
+                )
+            finally:
+                runtime.close()
+            report.raise_for_failures()
+            result.days_sealed += report.days_sealed
+            result.days_repaired += report.days_repaired
+
         result.first_run_events = archive_once()
         first_pass = _archive_contents(DemoResult(directory, result.prefix, ()), directory)
         clock.advance(ADVANCE_SECONDS)
         archive_once()
+        seal_and_reconcile()
+        verified = verify_archive(build_store(settings), prefix=settings.archive_prefix)
+        result.verify_findings = len(verified.findings)
+        result.manifests = verified.manifests_checked
         horizon_ns = clock.now_ns() - LAG_SECONDS * NS_PER_SECOND
         expected = Counter(
             serialise_event(event) for event in sim.visible_events(DEMO_ORG_ID, 0, horizon_ns)
@@ -221,7 +261,16 @@ def format_result(result: DemoResult) -> list[str]:
     ]
     for service, count in sorted(result.events_by_service.items()):
         lines.append(f"    {service:<22}{count:>8}")
-    verdict = "PASS" if result.passed else "FAIL"
+    lines.append(
+        f"  sealed days        {result.days_sealed} (one object per service and day, "
+        f"{result.manifests} hash-chained manifests; {result.days_repaired} repaired by reconcile)"
+    )
+    verify_verdict = "PASS" if result.verify_findings == 0 else "FAIL"
+    lines.append(
+        f"  verify             {verify_verdict}: {max(result.verify_findings, 0)} findings "
+        "(hashes, counts, order, manifest chain)"
+    )
+    verdict = "PASS" if result.exactly_once else "FAIL"
     lines.append(
         f"  exactly-once check {verdict}: {result.expected_lines} visible events, "
         f"{result.missing} missing, {result.extra} extra, {result.duplicates} duplicated"

@@ -462,8 +462,8 @@ def _cell(value: Any) -> str:
     return str(plain)
 
 
-def render(result: QueryResult, fmt: str = "table") -> str:
-    """Render rows as an aligned text table, CSV or JSON Lines."""
+def render(result: QueryResult, fmt: str = "table", *, max_rows: int | None = None) -> str:
+    """Render rows as an aligned text table, CSV or JSON Lines (tables may be cut short)."""
     if fmt == "jsonl":
         return "".join(
             json.dumps({k: _plain(v) for k, v in record.items()}, ensure_ascii=False) + "\n"
@@ -485,8 +485,10 @@ def render(result: QueryResult, fmt: str = "table") -> str:
         " | ".join(c.ljust(w) for c, w in zip(result.columns, widths, strict=True)),
         "-+-".join("-" * w for w in widths),
     ]
-    lines += [" | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
-    lines.append(f"({len(cells)} row{'s' if len(cells) != 1 else ''})")
+    shown = cells if max_rows is None else cells[:max_rows]
+    lines += [" | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in shown]
+    more = f", {len(cells) - len(shown)} not shown" if len(shown) < len(cells) else ""
+    lines.append(f"({len(cells)} row{'s' if len(cells) != 1 else ''}{more})")
     return "\n".join(lines) + "\n"
 
 
@@ -497,6 +499,9 @@ def describe_scan(result: QueryResult) -> str:
     return (
         f"scanned {result.files_read} object(s), {result.bytes_read} bytes (dt {first} .. {last})"
     )
+
+
+DEMO_ROWS = 12
 
 
 def demo_queries(archive_dir: str | Path) -> str:
@@ -510,7 +515,14 @@ def demo_queries(archive_dir: str | Path) -> str:
     for name in ("events_per_service_per_day", "radius_failures_by_user_day"):
         query = get_named_query(name)
         result = run_named(name, window, archive=root)
-        parts.append(f"-- {name}: {query.description}\n{render(result)}{describe_scan(result)}\n")
+        rerun = (
+            f"all rows: uv run di-archiver query --named {name} --archive {root} "
+            f"--from {window['from_day']} --to {window['to_day']}"
+        )
+        parts.append(
+            f"-- {name}: {query.description}\n{render(result, max_rows=DEMO_ROWS)}"
+            f"{describe_scan(result)}\n{rerun}\n"
+        )
     return "\n".join(parts)
 
 
