@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import os
 import resource
 import sys
 import tempfile
@@ -22,6 +23,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from di_archiver.process_env import ALLOCATOR_ENV
 
 ORG = "64a0c0ffee0000000000a001"
 API_KEY = "bench-key"
@@ -165,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bucket-minutes", type=int, default=60)
     args = parser.parse_args(argv)
 
+    # Measure the archiver (and the floor) in the process environment the Lambda gets.
+    os.environ.update(ALLOCATOR_ENV)
     span_s = args.events / args.events_per_day * 86_400
     now_ns = (time.time_ns() // (3600 * NS)) * 3600 * NS
     ctx = mp.get_context("spawn")

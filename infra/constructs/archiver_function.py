@@ -23,6 +23,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from di_archiver.observability import METRICS_NAMESPACE, SERVICE_NAME, Mode
+from di_archiver.process_env import ALLOCATOR_ENV
 from infra.bundling import PROJECT_ROOT, bundling_options
 
 
@@ -119,6 +120,7 @@ class ArchiverFunction(Construct):
             environment={
                 "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
                 "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+                **ALLOCATOR_ENV,
                 **environment,
             },
             retry_attempts=ASYNC_RETRY_ATTEMPTS,

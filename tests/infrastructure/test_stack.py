@@ -247,6 +247,9 @@ def test_function_environment_is_what_the_runtime_settings_accept(default: Synth
     assert settings.bucket_minutes == 60
     assert env["POWERTOOLS_SERVICE_NAME"] == "di-archiver"
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == "DIArchiver"
+    # And the allocator settings the memory benchmark was measured with
+    assert env["MALLOC_ARENA_MAX"] == "2"
+    assert env["MALLOC_MMAP_THRESHOLD_"] == "131072"
     # And no credential-looking variable exists
     assert not [k for k in env if any(w in k for w in ("API_KEY", "CLIENT_SECRET", "TOKEN"))]
 

@@ -222,6 +222,8 @@ class DIClient:
                 self.stats.events += len(page.events)
                 yield page.events
                 return
+            # Memory is bounded by the pages alive at once: from here on only `events` refers
+            # to this page, and it is dropped before the next request is sent.
             cursor = self._next_cursor(page)
             key = json.dumps(cursor, sort_keys=True, separators=(",", ":"))
             if key in seen_cursors:
@@ -232,8 +234,11 @@ class DIClient:
                     request_id=page.request_id,
                 )
             seen_cursors.add(key)
-            self.stats.events += len(page.events)
-            yield page.events
+            events = page.events
+            del page
+            self.stats.events += len(events)
+            yield events
+            del events
             request = body | {"search_after": cursor}
 
     @staticmethod

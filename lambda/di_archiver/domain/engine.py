@@ -502,6 +502,8 @@ class ArchiveEngine:
                     )
                 if page is not None:
                     add_page(collected, page, max_events=self._config.max_events_per_bucket)
+                    # Free this page's objects before the next one is waited for.
+                    del page
                     continue
                 # End of the bucket: write it while the next one is already being fetched.
                 if pending is not None:
@@ -538,6 +540,7 @@ class ArchiveEngine:
             try:
                 for page in pages:
                     yield planned, page
+                    del page  # not kept alive while the next page is fetched
             finally:
                 close_pages(pages)
             yield planned, None

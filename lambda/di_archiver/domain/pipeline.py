@@ -35,6 +35,7 @@ def run_ahead(items: Iterator[T], *, name: str = "di-archiver-ahead") -> Iterato
             for item in items:
                 if not put(("item", item)):
                     return
+                del item  # the consumer owns it now; do not hold it while producing the next
             put(("done", None))
         except BaseException as exc:  # handed to the consumer, who re-raises it
             put(("error", exc))
@@ -50,6 +51,7 @@ def run_ahead(items: Iterator[T], *, name: str = "di-archiver-ahead") -> Iterato
             kind, value = slot.get()
             if kind == "item":
                 yield value
+                del value
             elif kind == "error":
                 raise value
             else:
