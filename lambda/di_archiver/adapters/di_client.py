@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import queue
 import random as _random
 import threading
 import time
@@ -31,6 +30,7 @@ from di_archiver.adapters.di_auth import (
     TokenCache,
 )
 from di_archiver.adapters.retry import RETRYABLE_STATUSES, RetryPolicy, parse_retry_after
+from di_archiver.domain.pipeline import run_ahead
 from di_archiver.errors import (
     DIApiError,
     DIAuthenticationError,
@@ -110,7 +110,7 @@ class _Retry(Exception):
 
 
 class DIClient:
-    """Reads DI events over HTTP; thread-safe enough for its own one-page prefetch."""
+    """Reads DI events over HTTP; safe to drive from a prefetch thread."""
 
     def __init__(
         self,
@@ -127,7 +127,7 @@ class DIClient:
         monotonic: Callable[[], float] = time.monotonic,
         random: Callable[[], float] = _random.random,
         user_agent: str = f"di-archiver/{__version__}",
-        prefetch: bool = True,
+        prefetch: bool = False,
         token_renew_margin: float = DEFAULT_RENEW_MARGIN_SECONDS,
     ) -> None:
         if not 1 <= page_limit <= MAX_PAGE_LIMIT:
@@ -193,7 +193,8 @@ class DIClient:
         body = self._query_body(start_ns, end_ns)
         body |= {"sort": "ASC", "limit": self._page_limit}
         pages = self._pages(orgs, body)
-        return _prefetched(pages) if self._prefetch else pages
+        # The engine already runs its page stream ahead; this is for other callers.
+        return run_ahead(pages, name="di-client-prefetch") if self._prefetch else pages
 
     def iter_events(self, org_id: OrgIds, start_ns: int, end_ns: int) -> Iterator[Event]:
         """Events of :meth:`iter_pages`, one at a time."""
@@ -618,56 +619,6 @@ def _flatten(pages: Iterator[Page]) -> Iterator[Event]:
         close = getattr(pages, "close", None)
         if close is not None:
             close()
-
-
-_PREFETCH_POLL_SECONDS = 0.05
-
-
-def _prefetched(pages: Iterator[Page]) -> Iterator[Page]:
-    """Fetch page N+1 in a background thread while the caller works on page N.
-
-    At most one page waits in the queue, so memory stays bounded. Errors surface in the
-    caller at the page where they happened; closing (or dropping) the iterator stops the
-    thread after the request it has in flight.
-    """
-    slot: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=1)
-    stop = threading.Event()
-
-    def put(item: tuple[str, Any]) -> bool:
-        while not stop.is_set():
-            try:
-                slot.put(item, timeout=_PREFETCH_POLL_SECONDS)
-            except queue.Full:
-                continue
-            return True
-        return False
-
-    def work() -> None:
-        try:
-            for page in pages:
-                if not put(("page", page)):
-                    return
-            put(("done", None))
-        except BaseException as exc:  # handed to the caller, who re-raises it
-            put(("error", exc))
-        finally:
-            close = getattr(pages, "close", None)
-            if close is not None:
-                close()
-
-    worker = threading.Thread(target=work, name="di-client-prefetch", daemon=True)
-    worker.start()
-    try:
-        while True:
-            kind, value = slot.get()
-            if kind == "page":
-                yield value
-            elif kind == "error":
-                raise value
-            else:
-                return
-    finally:
-        stop.set()
 
 
 if TYPE_CHECKING:

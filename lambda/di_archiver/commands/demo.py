@@ -173,51 +173,34 @@ def run_demo(
     with sim.serve(port=0) as server:
         settings = settings.model_copy(update={"base_url": server.base_url})
 
-        def archive_once() -> int:
-            runtime = build_runtime(
-                settings,
-                secret={"api_key": DEMO_API_KEY},
+        runtime = build_runtime(
+            settings,
+            secret={"api_key": DEMO_API_KEY},
+            clock=clock.now_ns,
+            client_options={"retry": fast_retry},
+        )
+        org_ids = list(settings.org_ids)
+        try:
+            result.first_run_events = runtime.engine.run(org_ids).events
+            first_pass = _archive_contents(DemoResult(directory, result.prefix, ()), directory)
+            clock.advance(ADVANCE_SECONDS)
+            runtime.engine.run(org_ids)
+            maintenance = maintain(
+                org_ids=org_ids,
+                store=build_store(settings),
+                checkpoints=build_checkpoints(settings),
+                prefix=settings.archive_prefix,
+                source=runtime.source,
+                snapshotter=runtime.engine,
+                lookback_ns=settings.lookback_days * 86_400 * NS_PER_SECOND,
                 clock=clock.now_ns,
-                client_options={"retry": fast_retry},
             )
-            try:
-                report = runtime.engine.run(list(settings.org_ids))
-            finally:
-                runtime.close()
-            retries, errors = runtime.api_stats()
-            result.api_retries += retries
-            result.api_errors += errors
-            return sum(org.events for org in report.orgs)
-
-        def seal_and_reconcile() -> None:
-            runtime = build_runtime(
-                settings,
-                secret={"api_key": DEMO_API_KEY},
-                clock=clock.now_ns,
-                client_options={"retry": fast_retry},
-            )
-            try:
-                report = maintain(
-                    org_ids=list(settings.org_ids),
-                    store=build_store(settings),
-                    checkpoints=build_checkpoints(settings),
-                    prefix=settings.archive_prefix,
-                    source=runtime.source,
-                    snapshotter=runtime.engine,
-                    lookback_ns=settings.lookback_days * 86_400 * NS_PER_SECOND,
-                    clock=clock.now_ns,
-                )
-            finally:
-                runtime.close()
-            report.raise_for_failures()
-            result.days_sealed += report.days_sealed
-            result.days_repaired += report.days_repaired
-
-        result.first_run_events = archive_once()
-        first_pass = _archive_contents(DemoResult(directory, result.prefix, ()), directory)
-        clock.advance(ADVANCE_SECONDS)
-        archive_once()
-        seal_and_reconcile()
+        finally:
+            runtime.close()
+        maintenance.raise_for_failures()
+        result.days_sealed = maintenance.days_sealed
+        result.days_repaired = maintenance.days_repaired
+        result.api_retries, result.api_errors = runtime.api_stats()
         verified = verify_archive(build_store(settings), prefix=settings.archive_prefix)
         result.verify_findings = len(verified.findings)
         result.manifests = verified.manifests_checked
