@@ -130,6 +130,12 @@ class DeploymentConfig(BaseModel):
     maintain_schedule: str = Field(
         default="cron(30 2 * * ? *)", description="Daily seal + reconcile run (UTC)."
     )
+    verify_schedule: str = Field(
+        default="cron(0 4 ? * SUN *)", description="Weekly verification run (UTC)."
+    )
+    verify_days: int = Field(
+        default=35, ge=1, le=36_500, description="Days of archive each scheduled verify reads."
+    )
     bucket_minutes: int = Field(default=60, description="Time-bucket width; divides 1440.")
     lag_seconds: int = Field(default=300, ge=0, description="Buckets end before now - lag.")
     settle_seconds: int = Field(default=7_200, ge=0, description="How long buckets stay open.")
@@ -207,7 +213,7 @@ class DeploymentConfig(BaseModel):
             raise ValueError("use a singular unit for 1 ('rate(1 hour)') and plural otherwise")
         return value
 
-    @field_validator("maintain_schedule")
+    @field_validator("maintain_schedule", "verify_schedule")
     @classmethod
     def _cron_or_rate(cls, value: str) -> str:
         if not (_CRON.match(value) or _RATE.match(value)):

@@ -101,6 +101,8 @@ class ArchiverStack(Stack):
             log_retention=_LOG_RETENTION[config.log_retention_days],
             schedule=config.schedule,
             maintain_schedule=config.maintain_schedule,
+            verify_schedule=config.verify_schedule,
+            verify_days=config.verify_days,
             code=code,
         )
         self._grant_archiver()

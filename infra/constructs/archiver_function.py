@@ -70,6 +70,8 @@ class ArchiverFunction(Construct):
         log_retention: logs.RetentionDays,
         schedule: str,
         maintain_schedule: str,
+        verify_schedule: str,
+        verify_days: int,
         code: lambda_.Code | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -160,6 +162,9 @@ class ArchiverFunction(Construct):
             )
         )
         self.archive_schedule = self._schedule("ArchiveSchedule", schedule, Mode.ARCHIVE)
+        self.verify_schedule = self._schedule(
+            "VerifySchedule", verify_schedule, Mode.VERIFY, days=verify_days
+        )
         self.maintain_schedule = self._schedule(
             "MaintainSchedule", maintain_schedule, Mode.MAINTAIN
         )
@@ -173,10 +178,14 @@ class ArchiverFunction(Construct):
             bundling=bundling_options(image=LAMBDA_DEFAULTS.runtime.bundling_image),
         )
 
-    def _schedule(self, construct_id: str, expression: str, mode: Mode) -> scheduler.Schedule:
+    def _schedule(
+        self, construct_id: str, expression: str, mode: Mode, **options: object
+    ) -> scheduler.Schedule:
         target = targets.LambdaInvoke(
             self.function,
-            input=scheduler.ScheduleTargetInput.from_text(json.dumps({"mode": str(mode)})),
+            input=scheduler.ScheduleTargetInput.from_text(
+                json.dumps({"mode": str(mode), **options})
+            ),
             dead_letter_queue=self.dead_letter_queue,
             retry_attempts=ASYNC_RETRY_ATTEMPTS,
             max_event_age=MAX_EVENT_AGE,

@@ -300,3 +300,18 @@ def test_maintain_places_sealed_objects_under_object_lock_when_configured(
         assert hourly
         assert "ObjectLockMode" not in s3.head_object(Bucket=locked_bucket, Key=hourly[0])
     handler.reset_for_tests()
+
+
+def test_scheduled_verify_reads_only_its_window(aws: None) -> None:
+    # Given an archived, sealed org and a tampered object dated well before the window
+    handler.lambda_handler({}, FakeContext())
+    handler.lambda_handler({"mode": "maintain"}, FakeContext())
+    s3 = boto3.client("s3")
+    old_key = f"di/org={DEMO_ORG_ID}/svc=sso/dt=2020-01-01/0000-0100.jsonl.gz"
+    s3.put_object(Bucket=BUCKET, Key=old_key, Body=b"not gzip")
+    # When the weekly verify runs over the last 35 days
+    result = handler.lambda_handler({"mode": "verify", "days": 35}, FakeContext())
+    # Then it passes, and a whole-archive verify finds the old object
+    assert result["mode"] == "verify"
+    with pytest.raises(ArchiverError, match="problem"):
+        handler.lambda_handler({"mode": "verify"}, FakeContext())

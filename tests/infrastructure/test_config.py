@@ -61,6 +61,8 @@ BAD_CONTEXTS: list[tuple[dict[str, Any], list[str]]] = [
     ({"schedule": "rate(1 hours)"}, ["schedule", "singular"]),
     ({"schedule": "rate(0 minutes)"}, ["schedule"]),
     ({"maintainSchedule": "daily"}, ["maintainSchedule", "cron("]),
+    ({"verifySchedule": "weekly"}, ["verifySchedule", "cron("]),
+    ({"verifyDays": 0}, ["verifyDays"]),
     (
         {"objectLock": {"mode": "GOVERNANCE", "days": 30}, "versioning": False},
         ["objectLock requires versioning", "versioning=true"],

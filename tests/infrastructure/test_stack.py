@@ -254,14 +254,18 @@ def test_function_environment_is_what_the_runtime_settings_accept(default: Synth
     assert not [k for k in env if any(w in k for w in ("API_KEY", "CLIENT_SECRET", "TOKEN"))]
 
 
-def test_schedules_invoke_archive_and_maintain_with_a_dead_letter_queue(
+def test_schedules_invoke_archive_maintain_and_verify_with_a_dead_letter_queue(
     default: Synthesised,
 ) -> None:
     schedules = default.resources("AWS::Scheduler::Schedule").values()
     by_input = {json.loads(s["Properties"]["Target"]["Input"])["mode"]: s for s in schedules}
-    assert set(by_input) == {"archive", "maintain"}
+    assert set(by_input) == {"archive", "maintain", "verify"}
     assert by_input["archive"]["Properties"]["ScheduleExpression"] == "rate(15 minutes)"
     assert by_input["maintain"]["Properties"]["ScheduleExpression"] == "cron(30 2 * * ? *)"
+    # The weekly verify reads a recent window, so it fits one invocation on any archive size
+    verify = by_input["verify"]["Properties"]
+    assert verify["ScheduleExpression"] == "cron(0 4 ? * SUN *)"
+    assert json.loads(verify["Target"]["Input"]) == {"mode": "verify", "days": 35}
     dlq_id = default.stack.get_logical_id(
         default.stack.archiver.dead_letter_queue.node.default_child
     )  # type: ignore[arg-type]
