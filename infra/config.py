@@ -141,8 +141,9 @@ class DeploymentConfig(BaseModel):
     settle_seconds: int = Field(default=7_200, ge=0, description="How long buckets stay open.")
     lookback_days: int = Field(default=90, ge=1, le=90, description="First-run backfill.")
     archive_prefix: str = Field(default="di", description="Key prefix inside the bucket.")
-    checkpoint_parameter_prefix: str = Field(
-        default="/di-archiver/checkpoints", description="SSM path of per-org checkpoints."
+    checkpoint_parameter_prefix: str | None = Field(
+        default=None,
+        description="SSM path of per-org checkpoints; default /di-archiver/<stackName>/checkpoints.",
     )
     encryption: Encryption = Field(default=Encryption.KMS, description="kms (CMK) or s3.")
     versioning: bool = Field(default=True, description="S3 versioning on the archive bucket.")
@@ -229,10 +230,15 @@ class DeploymentConfig(BaseModel):
 
     @field_validator("checkpoint_parameter_prefix")
     @classmethod
-    def _parameter_path(cls, value: str) -> str:
-        if not _PARAMETER_PATH.match(value):
+    def _parameter_path(cls, value: str | None) -> str | None:
+        if value is not None and not _PARAMETER_PATH.match(value):
             raise ValueError("must be an SSM path such as '/di-archiver/checkpoints'")
         return value
+
+    @property
+    def checkpoint_path(self) -> str:
+        """Per-stack by default, so two deployments in one account never share checkpoints."""
+        return self.checkpoint_parameter_prefix or f"/di-archiver/{self.stack_name}/checkpoints"
 
     @field_validator("alarm_email")
     @classmethod
@@ -351,7 +357,7 @@ class DeploymentConfig(BaseModel):
             "lookback_days": self.lookback_days,
             "archive_bucket": archive_bucket,
             "archive_prefix": self.archive_prefix,
-            "checkpoint_parameter_prefix": self.checkpoint_parameter_prefix,
+            "checkpoint_parameter_prefix": self.checkpoint_path,
             "region": self.region,
             "auth_kind": self.auth_kind,
             "secret_id": secret_id,

@@ -144,9 +144,15 @@ class ArchiverStack(Stack):
         role = self.archiver.role
         bucket = self.archive.bucket
         prefix = self.config.archive_prefix
-        object_actions = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
+        # AbortMultipartUpload: sealed days of large orgs are uploaded in parts.
+        object_actions = [
+            "s3:GetObject",
+            "s3:PutObject",
+            "s3:DeleteObject",
+            "s3:AbortMultipartUpload",
+        ]
         if self.config.object_lock:
-            object_actions += ["s3:PutObjectRetention", "s3:GetObjectRetention"]
+            object_actions.append("s3:PutObjectRetention")
         role.add_to_policy(
             iam.PolicyStatement(
                 sid="ArchiveObjects",
@@ -167,7 +173,7 @@ class ArchiverStack(Stack):
             role.add_to_policy(
                 iam.PolicyStatement(
                     sid="ArchiveKey",
-                    actions=["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
+                    actions=["kms:Decrypt", "kms:GenerateDataKey"],
                     resources=[self.archive.key.key_arn],
                 )
             )
@@ -178,7 +184,7 @@ class ArchiverStack(Stack):
                 resources=[self.secret.secret_arn],
             )
         )
-        parameter_path = self.config.checkpoint_parameter_prefix
+        parameter_path = self.config.checkpoint_path
         role.add_to_policy(
             iam.PolicyStatement(
                 sid="Checkpoints",

@@ -288,6 +288,7 @@ def handle(event: Any, context: LambdaContext) -> dict[str, Any]:
     logger, _metrics, _tracer = powertools()
     observer = MetricsObserver()
     runtime: Runtime | None = None
+    invocation: Invocation | None = None
     try:
         settings = get_settings()
         invocation = parse_invocation(event)
@@ -299,9 +300,13 @@ def handle(event: Any, context: LambdaContext) -> dict[str, Any]:
             invocation, runtime, settings, lambda: context.get_remaining_time_in_millis() / 1000.0
         )
     except Exception as exc:
-        retries, errors = runtime.api_stats() if runtime is not None else (0, 0)
-        api_failed = 1 if isinstance(exc, DIApiError) else 0
-        observer.finish(succeeded=False, api_retries=retries, api_errors=errors + api_failed)
+        retries, _absorbed = runtime.api_stats() if runtime is not None else (0, 0)
+        observer.finish(
+            succeeded=False,
+            api_retries=retries,
+            api_errors=_api_failures(exc),
+            freshness=_reports_freshness(invocation),
+        )
         if isinstance(exc, ArchiverError):
             # Our messages are secret-free by contract; no traceback needed for known failures.
             logger.error("run failed", extra={"error": type(exc).__name__, "reason": str(exc)})
@@ -311,10 +316,24 @@ def handle(event: Any, context: LambdaContext) -> dict[str, Any]:
     finally:
         if runtime is not None:
             runtime.close()
-    retries, errors = runtime.api_stats()
-    observer.finish(succeeded=True, api_retries=retries, api_errors=errors)
+    retries, _absorbed = runtime.api_stats()
+    observer.finish(succeeded=True, api_retries=retries, freshness=_reports_freshness(invocation))
     logger.info("run finished", extra={**result, "orgs_masked": observer.totals.orgs})
     return result
+
+
+def _api_failures(exc: BaseException) -> int:
+    """DI errors that ended a run or an org's part of it (retried faults are ApiRetries)."""
+    if isinstance(exc, DIApiError):
+        return 1
+    failures = getattr(exc, "failures", ())
+    return sum(1 for _org, error in failures if isinstance(error, DIApiError))
+
+
+def _reports_freshness(invocation: Invocation | None) -> bool:
+    # Only a scheduled pass says how far the archive lags now; a re-snapshot of an old window
+    # would look like a huge lag and trip the freshness alarm.
+    return invocation is not None and invocation.mode is Mode.ARCHIVE
 
 
 @cache

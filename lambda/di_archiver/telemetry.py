@@ -102,7 +102,14 @@ class MetricsObserver:
         }
         self.logger.warning(message, extra=safe)
 
-    def finish(self, *, succeeded: bool, api_retries: int = 0, api_errors: int = 0) -> None:
+    def finish(
+        self,
+        *,
+        succeeded: bool,
+        api_retries: int = 0,
+        api_errors: int = 0,
+        freshness: bool = True,
+    ) -> None:
         """Add this run's metrics (Powertools flushes them when the handler returns)."""
         from aws_lambda_powertools.metrics import MetricUnit  # noqa: PLC0415
 
@@ -121,7 +128,7 @@ class MetricsObserver:
         add(name=Metric.ID_COLLISIONS, unit=MetricUnit.Count, value=totals.collisions)
         add(name=Metric.API_RETRIES, unit=MetricUnit.Count, value=api_retries)
         add(name=Metric.API_ERRORS, unit=MetricUnit.Count, value=api_errors)
-        if totals.freshness_lag_s is not None:
+        if freshness and totals.freshness_lag_s is not None:
             add(
                 name=Metric.FRESHNESS_LAG_SECONDS,
                 unit=MetricUnit.Seconds,

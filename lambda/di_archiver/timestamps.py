@@ -20,19 +20,38 @@ class TimestampError(ArchiverError, ValueError):
     """A timestamp string is not RFC 3339."""
 
 
+# Every event is parsed, and building a datetime dominates the cost; events of one bucket
+# share a handful of hours, so the calendar work is done once per hour.
+_HOUR_SECONDS: dict[tuple[str, str, str, str], int] = {}
+_HOUR_CACHE_LIMIT = 50_000
+
+
+def _hour_seconds(year: str, month: str, day: str, hour: str, value: str) -> int:
+    key = (year, month, day, hour)
+    cached = _HOUR_SECONDS.get(key)
+    if cached is None:
+        try:
+            cached = int(
+                datetime(int(year), int(month), int(day), int(hour), tzinfo=UTC).timestamp()
+            )
+        except ValueError as exc:
+            raise TimestampError(f"not a valid date/time: {value!r}") from exc
+        if len(_HOUR_SECONDS) >= _HOUR_CACHE_LIMIT:
+            _HOUR_SECONDS.clear()
+        _HOUR_SECONDS[key] = cached
+    return cached
+
+
 def parse_timestamp_ns(value: str) -> int:
     """Parse an RFC 3339 timestamp with 0-9 fractional digits to epoch nanoseconds (UTC)."""
     match = _RFC3339.match(value) if isinstance(value, str) else None
     if match is None:
         raise TimestampError(f"not an RFC 3339 timestamp: {value!r}")
     year, month, day, hour, minute, second, fraction, zulu, sign, off_h, off_m = match.groups()
-    try:
-        whole = datetime(
-            int(year), int(month), int(day), int(hour), int(minute), int(second), tzinfo=UTC
-        )
-    except ValueError as exc:
-        raise TimestampError(f"not a valid date/time: {value!r}") from exc
-    seconds = int(whole.timestamp())
+    minutes, secs = int(minute), int(second)
+    if minutes > 59 or secs > 59:
+        raise TimestampError(f"not a valid date/time: {value!r}")
+    seconds = _hour_seconds(year, month, day, hour, value) + minutes * 60 + secs
     if not zulu:
         offset = int(off_h) * 3600 + int(off_m) * 60
         seconds -= offset if sign == "+" else -offset

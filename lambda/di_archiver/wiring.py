@@ -44,7 +44,10 @@ class Runtime:
             self.closeables.pop().close()
 
     def api_stats(self) -> tuple[int, int]:
-        """``(retries, errors)`` the DI client saw, for metrics; zeros for other sources."""
+        """``(retries, absorbed faults)`` the DI client saw; zeros for other sources.
+
+        Absorbed faults were retried successfully: they are not ApiErrors (which alarm).
+        """
         stats = getattr(self.source, "stats", None)
         if stats is None:
             return 0, 0

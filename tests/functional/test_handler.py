@@ -315,3 +315,47 @@ def test_scheduled_verify_reads_only_its_window(aws: None) -> None:
     assert result["mode"] == "verify"
     with pytest.raises(ArchiverError, match="problem"):
         handler.lambda_handler({"mode": "verify"}, FakeContext())
+
+
+def _last_emf(out: str) -> dict[str, Any]:
+    documents = [json.loads(line) for line in out.splitlines() if '"_aws"' in line]
+    assert documents, "Powertools should have flushed one EMF document"
+    return documents[-1]
+
+
+def test_rejected_key_counts_one_api_error_and_fails_the_run(
+    aws: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a secret holding a key JumpCloud does not accept
+    boto3.client("secretsmanager").put_secret_value(
+        SecretId=SECRET_ID, SecretString=json.dumps({"api_key": "not-the-right-key"})
+    )
+    # When the scheduled run starts
+    with pytest.raises(ArchiverError):
+        handler.lambda_handler({}, FakeContext())
+    # Then the permanent error is an ApiError (it alarms), and the key appears nowhere
+    out = capsys.readouterr().out
+    metrics = _last_emf(out)
+    assert metrics["ApiErrors"] in (1, 1.0, [1.0])
+    assert metrics["RunFailed"] in (1, 1.0, [1.0])
+    assert "not-the-right-key" not in out
+
+
+def test_resnapshot_does_not_report_its_window_as_freshness_lag(
+    aws: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given an archived org
+    handler.lambda_handler({}, FakeContext())
+    capsys.readouterr()
+    # When an operator re-snapshots a window from hours ago
+    now = time.time()
+    event = {
+        "mode": "resnapshot",
+        "start": time.strftime("%Y-%m-%dT%H:00:00Z", time.gmtime(now - 6 * 3600)),
+        "end": time.strftime("%Y-%m-%dT%H:00:00Z", time.gmtime(now - 4 * 3600)),
+    }
+    handler.lambda_handler(event, FakeContext())
+    # Then no freshness figure is emitted (the scheduled pass owns it), and nothing failed
+    metrics = _last_emf(capsys.readouterr().out)
+    assert "FreshnessLagSeconds" not in metrics
+    assert metrics["ApiErrors"] in (0, 0.0, [0.0])

@@ -72,7 +72,7 @@ def test_kms_variant_encrypts_with_a_rotating_retained_customer_key(default: Syn
         {
             "Sid": "ArchiveKey",
             "Effect": "Allow",
-            "Action": ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
             "Resource": {"Fn::GetAtt": [key_ref, "Arn"]},
         }
     ]
@@ -194,7 +194,9 @@ def test_iam_is_scoped_to_exact_resources(default: Synthesised) -> None:
     by_sid = {st.get("Sid"): st for st in statements}
     bucket_id = default.stack.get_logical_id(default.stack.archive.bucket.node.default_child)  # type: ignore[arg-type]
     # Then object access is limited to the archive prefix
-    assert by_sid["ArchiveObjects"]["Action"] == ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"]
+    assert by_sid["ArchiveObjects"]["Action"] == [
+        "s3:AbortMultipartUpload", "s3:DeleteObject", "s3:GetObject", "s3:PutObject",
+    ]  # fmt: skip
     assert by_sid["ArchiveObjects"]["Resource"] == {
         "Fn::Join": ["", [{"Fn::GetAtt": [bucket_id, "Arn"]}, "/di/*"]]
     }
@@ -203,11 +205,13 @@ def test_iam_is_scoped_to_exact_resources(default: Synthesised) -> None:
     secret_id = default.stack.get_logical_id(default.stack.secret.node.default_child)  # type: ignore[arg-type]
     assert by_sid["Credential"]["Action"] == "secretsmanager:GetSecretValue"
     assert by_sid["Credential"]["Resource"] == {"Ref": secret_id}
-    # And checkpoints are read/written under their path only
+    # And checkpoints are read/written under this stack's own path only
     assert by_sid["Checkpoints"]["Action"] == ["ssm:GetParameter", "ssm:PutParameter"]
     assert json.dumps(by_sid["Checkpoints"]["Resource"]).endswith(
-        ':parameter/di-archiver/checkpoints/*"]]}'
+        ':parameter/di-archiver/DiArchiver/checkpoints/*"]]}'
     )
+    env = function_props(default)["Environment"]["Variables"]
+    assert env["DI_ARCHIVER_CHECKPOINT_PARAMETER_PREFIX"] == "/di-archiver/DiArchiver/checkpoints"
     # And the only '*' resource is X-Ray's, which supports no resource scoping
     for policy in default.resources("AWS::IAM::Policy").values():
         for st in policy["Properties"]["PolicyDocument"]["Statement"]:

@@ -57,3 +57,27 @@ def test_format_round_trips_and_trims_trailing_zeros(ns: int) -> None:
     text = format_timestamp_ns(ns)
     assert parse_timestamp_ns(text) == ns
     assert not text.removesuffix("Z").endswith("0") or "." not in text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2023-06-15T15:60:41Z",
+        "2023-06-15T15:06:60Z",
+        "2023-06-15T24:06:41Z",
+        "2023-13-15T15:06:41Z",
+    ],
+)
+def test_rejects_out_of_range_fields(text: str) -> None:
+    with pytest.raises(TimestampError):
+        parse_timestamp_ns(text)
+
+
+def test_cached_hours_give_the_same_answer_as_a_fresh_parse() -> None:
+    # Given many timestamps inside one hour, parsed after the hour is cached
+    base = parse_timestamp_ns("2023-06-15T15:00:00Z")
+    for minute in range(0, 60, 7):
+        for second in range(0, 60, 11):
+            text = f"2023-06-15T15:{minute:02d}:{second:02d}.5Z"
+            # Then each equals the arithmetic answer
+            assert parse_timestamp_ns(text) == base + (minute * 60 + second) * 10**9 + 5 * 10**8
