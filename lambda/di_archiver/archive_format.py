@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import json
+import struct
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
+
+import orjson
 
 from di_archiver import __version__
 from di_archiver.errors import ArchiverError
@@ -52,17 +56,35 @@ class EncodedObject:
 
     def metadata(self, *, fetched_at_ns: int) -> dict[str, str]:
         """S3 user metadata for this object (all strings, lower-case keys)."""
-        meta = {
-            META_COUNT: str(self.count),
-            META_SHA256: self.sha256,
-            META_VERSION: __version__,
-            META_FETCHED_AT: format_timestamp_ns(fetched_at_ns),
-            META_FORMAT: FORMAT_VERSION,
-        }
-        if self.first_ts_ns is not None and self.last_ts_ns is not None:
-            meta[META_FIRST_TS] = format_timestamp_ns(self.first_ts_ns)
-            meta[META_LAST_TS] = format_timestamp_ns(self.last_ts_ns)
-        return meta
+        return object_metadata(
+            count=self.count,
+            sha256=self.sha256,
+            first_ts_ns=self.first_ts_ns,
+            last_ts_ns=self.last_ts_ns,
+            fetched_at_ns=fetched_at_ns,
+        )
+
+
+def object_metadata(
+    *,
+    count: int,
+    sha256: str,
+    first_ts_ns: int | None,
+    last_ts_ns: int | None,
+    fetched_at_ns: int,
+) -> dict[str, str]:
+    """S3 user metadata describing an object's content (all strings, lower-case keys)."""
+    meta = {
+        META_COUNT: str(count),
+        META_SHA256: sha256,
+        META_VERSION: __version__,
+        META_FETCHED_AT: format_timestamp_ns(fetched_at_ns),
+        META_FORMAT: FORMAT_VERSION,
+    }
+    if first_ts_ns is not None and last_ts_ns is not None:
+        meta[META_FIRST_TS] = format_timestamp_ns(first_ts_ns)
+        meta[META_LAST_TS] = format_timestamp_ns(last_ts_ns)
+    return meta
 
 
 def event_timestamp_ns(event: Mapping[str, Any]) -> int:
@@ -75,8 +97,20 @@ def event_timestamp_ns(event: Mapping[str, Any]) -> int:
         raise MalformedEventError(f"event id={event.get('id')!r}: {exc}") from None
 
 
+# The stdlib encoder writes what orjson cannot (integers beyond 64 bits); both write the same
+# compact UTF-8 for everything else DI sends.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def serialise_event(event: Mapping[str, Any]) -> bytes:
-    return json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    """One archive line: compact JSON, UTF-8, keys in the API's order.
+
+    orjson because this runs once per archived event and is ~3x faster than the stdlib.
+    """
+    try:
+        return orjson.dumps(event)
+    except TypeError:
+        return _ENCODER.encode(event).encode("utf-8")
 
 
 def sort_key(ts_ns: int, event: Mapping[str, Any], line: bytes) -> tuple[int, str, bytes]:
@@ -137,3 +171,160 @@ def decode_lines(body: bytes) -> list[bytes]:
     """The JSON lines of a gzip archive object (without newlines)."""
     raw = decompress(body)
     return raw.split(b"\n")[:-1] if raw else []
+
+
+SortKey = tuple[int, str, bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class StreamedObject:
+    """What :class:`StreamEncoder` wrote: like :class:`EncodedObject` without the body."""
+
+    sha256: str
+    count: int
+    first_ts_ns: int | None
+    last_ts_ns: int | None
+    raw_size: int
+    size: int
+    collisions: int
+
+    def metadata(self, *, fetched_at_ns: int) -> dict[str, str]:
+        """S3 user metadata for this object (same as :meth:`EncodedObject.metadata`)."""
+        return object_metadata(
+            count=self.count,
+            sha256=self.sha256,
+            first_ts_ns=self.first_ts_ns,
+            last_ts_ns=self.last_ts_ns,
+            fetched_at_ns=fetched_at_ns,
+        )
+
+
+class StreamEncoder:
+    """:func:`encode_lines` for input already in sort-key order, written to ``sink`` as it comes.
+
+    Memory is bounded by zlib's window, not by the object: lines are hashed, counted,
+    de-duplicated against their predecessor and compressed one at a time. The bytes written are
+    identical to ``encode_lines(...).body`` for the same lines (deflate output does not depend
+    on how its input is chunked), so objects and SHA-256s of either path are interchangeable.
+    """
+
+    def __init__(self, sink: IO[bytes], *, level: int = FAST_LEVEL) -> None:
+        self._sink = sink
+        # The header this Python's gzip.compress(mtime=0) writes, so both paths stay identical.
+        header = compress(b"", level=level)[:10]
+        self._deflate = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS)
+        self._sha = hashlib.sha256()
+        self._crc = 0
+        self._previous: SortKey | None = None
+        self._first: int | None = None
+        self.count = 0
+        self.collisions = 0
+        self.raw_size = 0
+        self.size = 0
+        self._write(header)
+
+    def _write(self, data: bytes) -> None:
+        if data:
+            self._sink.write(data)
+            self.size += len(data)
+
+    def add(self, key: SortKey, line: bytes) -> None:
+        """Append one line; ``key`` must not sort before the previous key."""
+        previous = self._previous
+        if previous is not None:
+            if key < previous:
+                raise ArchiverError("lines reached the stream encoder out of (timestamp, id) order")
+            if key[:2] == previous[:2]:
+                if key[2] == previous[2]:
+                    return
+                self.collisions += 1
+        if self._first is None:
+            self._first = key[0]
+        self._previous = key
+        data = line + b"\n"
+        self._sha.update(data)
+        self._crc = zlib.crc32(data, self._crc)
+        self.raw_size += len(data)
+        self.count += 1
+        self._write(self._deflate.compress(data))
+
+    def finish(self) -> StreamedObject:
+        """Flush the deflate stream and the gzip trailer; the sink then holds the object."""
+        self._write(self._deflate.flush(zlib.Z_FINISH))
+        self._write(struct.pack("<LL", self._crc, self.raw_size & 0xFFFFFFFF))
+        return StreamedObject(
+            sha256=self._sha.hexdigest(),
+            count=self.count,
+            first_ts_ns=self._first,
+            last_ts_ns=self._previous[0] if self._previous is not None else None,
+            raw_size=self.raw_size,
+            size=self.size,
+            collisions=self.collisions,
+        )
+
+
+class _CountingReader:
+    """Counts the compressed bytes read through it (a stream's size without buffering it)."""
+
+    def __init__(self, inner: IO[bytes]) -> None:
+        self.inner = inner
+        self.bytes_read = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.inner.read(size)
+        self.bytes_read += len(data)
+        return data
+
+    def seek(self, offset: int, /) -> object:
+        # GzipFile only seeks to rewind, which reading front to back never does.
+        raise io.UnsupportedOperation("archive streams are read front to back")
+
+
+class LineReader:
+    """Iterates the lines of a gzip archive object read from a stream, one line in memory.
+
+    Mirrors :func:`decode_lines`: lines are yielded without their newline, and text after the
+    last newline is not a line (``partial_tail`` tells whether there was any). ``sha256`` and
+    ``raw_size`` cover every decompressed byte, ``compressed_size`` every byte read, once the
+    iteration has finished. Invalid gzip raises :class:`ArchiverError`.
+    """
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._counter = _CountingReader(stream)
+        self._sha = hashlib.sha256()
+        self.raw_size = 0
+        self.partial_tail = False
+        self.finished = False
+
+    @property
+    def sha256(self) -> str:
+        return self._sha.hexdigest()
+
+    @property
+    def compressed_size(self) -> int:
+        return self._counter.bytes_read
+
+    def __iter__(self) -> Iterator[bytes]:
+        gz = gzip.GzipFile(fileobj=self._counter, mode="rb")
+        try:
+            while True:
+                line = gz.readline()
+                if not line:
+                    break
+                self._sha.update(line)
+                self.raw_size += len(line)
+                if line.endswith(b"\n"):
+                    yield line[:-1]
+                else:
+                    self.partial_tail = True
+        except (OSError, EOFError, zlib.error) as exc:
+            raise ArchiverError(f"archive object is not valid gzip: {exc}") from exc
+        finally:
+            gz.close()
+        self.finished = True
+
+
+def keyed_line(line: bytes) -> tuple[SortKey, bytes]:
+    """``(sort_key, line)`` of one archived JSON line (raises on a line without timestamp)."""
+    event = json.loads(line)
+    return sort_key(event_timestamp_ns(event), event, line), line

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import io
 import json
+import os
 from collections.abc import Iterator
+from datetime import date
 
 import boto3
 import pytest
 from moto import mock_aws
 
+from di_archiver.adapters import s3_store
 from di_archiver.adapters.s3_store import S3ArchiveStore
 from di_archiver.adapters.secrets import SecretProvider
 from di_archiver.adapters.ssm_checkpoint import SsmCheckpointStore
 from di_archiver.archive_format import decode_lines, encode_events
+from di_archiver.domain.seal import DaySealer
+from di_archiver.domain.verify import verify_archive
 from di_archiver.errors import CheckpointError, SecretError
+from di_archiver.layout import bucket_object_key
 
 ORG = "64a0c0ffee0000000000a001"
 BUCKET = "di-archive-test"
@@ -136,3 +143,75 @@ def test_secret_provider_missing_and_malformed(aws: None) -> None:
     with pytest.raises(SecretError, match="not valid JSON") as caught:
         SecretProvider("bad", client=sm).get()
     assert "hunter2" not in str(caught.value)
+
+
+def test_s3_put_file_multipart_with_sse_and_get_stream(
+    aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given parts of 5 MiB (S3's minimum) and an 11 MiB sealed body in a file object
+    monkeypatch.setattr(s3_store, "_PART_SIZE", 5 * 1024 * 1024)
+    store = S3ArchiveStore(BUCKET)
+    body = os.urandom(11 * 1024 * 1024)
+    # When it is uploaded with put_file and streamed back
+    store.put_file("di/big.jsonl.gz", io.BytesIO(body), len(body), {"di-count": "7"})
+    stream = store.get_stream("di/big.jsonl.gz")
+    assert stream is not None
+    with stream:
+        chunks = iter(lambda: stream.read(1 << 20), b"")
+        assert b"".join(chunks) == body
+    # Then it went multipart, encrypted, typed and described like a put
+    raw = boto3.client("s3").head_object(Bucket=BUCKET, Key="di/big.jsonl.gz")
+    assert raw["ETag"].strip('"').endswith("-3")
+    assert raw["ServerSideEncryption"] == "AES256"
+    assert raw["ContentType"] == "application/gzip"
+    assert raw["Metadata"] == {"di-count": "7"}
+    assert store.get_stream("di/absent") is None
+
+
+def test_s3_put_file_locked_sets_object_lock_retention(aws: None) -> None:
+    # Given a bucket with Object Lock enabled
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="locked", ObjectLockEnabledForBucket=True)
+    store = S3ArchiveStore("locked", s3_client=s3)
+    # When a sealed object is uploaded under retention
+    store.put_file_locked(
+        "di/day.jsonl.gz",
+        io.BytesIO(b"sealed"),
+        6,
+        {"di-count": "1"},
+        retain_until_ns=1_893_456_000 * 10**9,
+        mode="GOVERNANCE",
+    )
+    # Then the version is retained in that mode until that date
+    head = s3.head_object(Bucket="locked", Key="di/day.jsonl.gz")
+    assert head["ObjectLockMode"] == "GOVERNANCE"
+    assert head["ObjectLockRetainUntilDate"].year == 2030
+
+
+def test_s3_list_prefixes_and_streamed_seal_and_verify(aws: None) -> None:
+    # Given hourly bucket objects of one day on S3
+    store = S3ArchiveStore(BUCKET)
+    day = 1_777_593_600 * 10**9  # 2026-05-01T00:00Z
+    hour = 3600 * 10**9
+    for h in range(3):
+        events = [
+            {"id": f"{h}{i:03d}", "timestamp": f"2026-05-01T0{h}:00:{i:02d}Z", "service": "sso"}
+            for i in range(20)
+        ]
+        encoded = encode_events(events)
+        key = bucket_object_key("di", ORG, "sso", day + h * hour, day + (h + 1) * hour)
+        store.put(key, encoded.body, encoded.metadata(fetched_at_ns=day))
+    # When the day is sealed and verified through the streaming S3 paths
+    DaySealer(store=store, prefix="di", clock=lambda: day + 2 * 86_400 * 10**9).seal_org(
+        ORG, day + 86_400 * 10**9
+    )
+    # Then one sealed object holds every event and a windowed verify finds nothing
+    assert list(store.list_prefixes(f"di/org={ORG}/")) == [f"di/org={ORG}/svc=sso/"]
+    sealed = store.get(f"di/org={ORG}/svc=sso/dt=2026-05-01/day.jsonl.gz")
+    assert sealed is not None
+    assert len(decode_lines(sealed)) == 60
+    report = verify_archive(
+        store, prefix="di", start_day=date(2026, 5, 1), end_day=date(2026, 5, 1)
+    )
+    assert report.ok
+    assert report.events_checked == 60

@@ -81,3 +81,20 @@ def test_empty_object_round_trips() -> None:
     encoded = encode_events([])
     assert decode_lines(encoded.body) == []
     assert encoded.count == 0
+
+
+def test_integers_beyond_64_bits_are_written_exactly() -> None:
+    # Given an event with an integer no 64-bit type holds (the fast encoder refuses it)
+    event = {"id": "big", "timestamp": "2026-05-04T09:15:02Z", "counter": 2**70}
+    # Then the line still carries the exact value
+    (line,) = decode_lines(encode_events([event]).body)
+    assert json.loads(line)["counter"] == 2**70
+
+
+def test_lines_are_compact_utf8_in_the_apis_key_order() -> None:
+    event = {"z": 1, "id": "a", "timestamp": "2026-05-04T09:15:02Z", "name": "Zoë", "a": [1.5]}
+    (line,) = decode_lines(encode_events([event]).body)
+    assert (
+        line
+        == '{"z":1,"id":"a","timestamp":"2026-05-04T09:15:02Z","name":"Zoë","a":[1.5]}'.encode()
+    )

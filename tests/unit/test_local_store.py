@@ -1,3 +1,4 @@
+import io
 from pathlib import Path
 
 import pytest
@@ -50,3 +51,44 @@ def test_corrupt_checkpoint_file_is_a_clear_error(tmp_path: Path) -> None:
     path.write_text("{not json")
     with pytest.raises(CheckpointError, match="not valid JSON"):
         FileCheckpointStore(path).load("org-a")
+
+
+def test_put_file_streams_atomically_and_get_stream_reads_it_back(tmp_path: Path) -> None:
+    # Given a 3 MB body in a file object
+    store = LocalArchiveStore(tmp_path)
+    body = bytes(range(256)) * (3 * 4096)
+    source = io.BytesIO(body)
+    # When it is written with put_file and read with get_stream
+    store.put_file("di/org=x/a.jsonl.gz", source, len(body), {"di-count": "3"})
+    stream = store.get_stream("di/org=x/a.jsonl.gz")
+    assert stream is not None
+    with stream:
+        # Then the bytes and metadata are those written, and no temporary file is left
+        assert stream.read() == body
+    head = store.head("di/org=x/a.jsonl.gz")
+    assert head is not None
+    assert head.metadata == {"di-count": "3"}
+    assert not list(tmp_path.rglob(".tmp-*"))
+    assert store.get_stream("di/org=x/absent.jsonl.gz") is None
+
+
+def test_put_file_with_a_short_source_leaves_the_old_object(tmp_path: Path) -> None:
+    # Given an existing object
+    store = LocalArchiveStore(tmp_path)
+    store.put("k.jsonl.gz", b"old", {})
+    # When a put_file reads fewer bytes than announced
+    with pytest.raises(StoreError, match="expected 10 bytes"):
+        store.put_file("k.jsonl.gz", io.BytesIO(b"short"), 10, {})
+    # Then the old object is intact and no temporary file is left
+    assert store.get("k.jsonl.gz") == b"old"
+    assert not list(tmp_path.rglob(".tmp-*"))
+
+
+def test_list_prefixes_returns_one_level_like_s3(tmp_path: Path) -> None:
+    store = LocalArchiveStore(tmp_path)
+    for key in ("di/org=a/svc=sso/dt=1/x", "di/org=a/svc=mdm/dt=1/y", "di/org=b/svc=sso/dt=1/z"):
+        store.put(key, b"", {})
+    (tmp_path / "di" / "org=a" / "svc=empty").mkdir()
+    assert list(store.list_prefixes("di/org=a/")) == ["di/org=a/svc=mdm/", "di/org=a/svc=sso/"]
+    assert list(store.list_prefixes("di/")) == ["di/org=a/", "di/org=b/"]
+    assert list(store.list_prefixes("nothing/")) == []

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from di_archiver.domain.ports import StoredObject
 from di_archiver.errors import CheckpointError, StoreError
@@ -27,6 +28,24 @@ def _atomic_write(path: Path, data: bytes) -> None:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _atomic_copy(path: Path, fileobj: IO[bytes], size: int) -> None:
+    """Like :func:`_atomic_write` but streams from ``fileobj`` (never the whole body in memory)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            shutil.copyfileobj(fileobj, handle, 1024 * 1024)
+            handle.flush()
+            written = handle.tell()
+            if written != size:
+                raise StoreError(f"expected {size} bytes for {path.name}, read {written}")
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -54,6 +73,28 @@ class LocalArchiveStore:
             _atomic_write(path, body)
         except OSError as exc:
             raise StoreError(f"cannot write {path}: {exc.strerror}") from exc
+
+    def put_file(
+        self, key: str, fileobj: IO[bytes], size: int, metadata: Mapping[str, str]
+    ) -> None:
+        """Stream ``size`` bytes from ``fileobj`` into ``key``, atomically like :meth:`put`."""
+        path = self._path(key)
+        try:
+            _atomic_write(
+                path.with_name(path.name + META_SUFFIX), json.dumps(dict(metadata)).encode()
+            )
+            _atomic_copy(path, fileobj, size)
+        except OSError as exc:
+            raise StoreError(f"cannot write {path}: {exc.strerror}") from exc
+
+    def get_stream(self, key: str) -> IO[bytes] | None:
+        """An open binary file of the object, or ``None`` when absent (caller closes it)."""
+        try:
+            return self._path(key).open("rb")
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StoreError(f"cannot read {key}: {exc.strerror}") from exc
 
     def get(self, key: str) -> bytes | None:
         try:
@@ -96,6 +137,25 @@ class LocalArchiveStore:
             stored = self.head(key)
             if stored is not None:
                 yield stored
+
+    def list_prefixes(self, prefix: str) -> Iterator[str]:
+        """Sub-folders under ``prefix`` that hold objects, like S3 common prefixes."""
+        folder, _, start = prefix.rpartition("/")
+        base = self.root / folder if folder else self.root
+        if not base.is_dir():
+            return
+        for entry in sorted(base.iterdir()):
+            if (
+                entry.is_dir()
+                and entry.name.startswith(start)
+                and any(
+                    not p.name.endswith(META_SUFFIX)
+                    and not p.name.startswith(".tmp-")
+                    and p.is_file()
+                    for p in entry.rglob("*")
+                )
+            ):
+                yield f"{folder}/{entry.name}/" if folder else f"{entry.name}/"
 
     def delete(self, key: str) -> None:
         path = self._path(key)

@@ -8,9 +8,10 @@ reader gets.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
@@ -19,10 +20,52 @@ from di_archiver.domain.ports import StoredObject
 from di_archiver.errors import StoreError
 
 if TYPE_CHECKING:
+    from boto3.s3.transfer import TransferConfig
+    from botocore.response import StreamingBody
     from mypy_boto3_s3 import S3Client
 
 CONTENT_TYPE = "application/gzip"
 _NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
+# Sealed uploads go multipart above this size; few, modest parts keep a 256 MB Lambda safe.
+_PART_SIZE = 16 * 1024 * 1024
+_UPLOAD_CONCURRENCY = 2
+_READ_BUFFER = 256 * 1024
+
+
+def _transfer_config() -> TransferConfig:
+    from boto3.s3.transfer import TransferConfig  # noqa: PLC0415 (nothing at import time)
+
+    return TransferConfig(
+        multipart_threshold=_PART_SIZE,
+        multipart_chunksize=_PART_SIZE,
+        max_concurrency=_UPLOAD_CONCURRENCY,
+    )
+
+
+class _S3BodyReader(io.RawIOBase):
+    """A GET body as a raw stream whose transport errors become :class:`StoreError`."""
+
+    def __init__(self, body: StreamingBody, describe: str) -> None:
+        super().__init__()
+        self._body = body
+        self._describe = describe
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        try:
+            data = self._body.read(len(view))
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreError(f"{self._describe} failed: {error_code(exc)}") from exc
+        view[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._body.close()
+        super().close()
 
 
 def botocore_config() -> Config:
@@ -120,6 +163,76 @@ class S3ArchiveStore:
             )
         except (ClientError, BotoCoreError) as exc:
             raise self._fail("put", key, exc) from exc
+
+    def put_file(
+        self, key: str, fileobj: IO[bytes], size: int, metadata: Mapping[str, str]
+    ) -> None:
+        """Upload ``fileobj`` like :meth:`put` (multipart above 16 MiB, parts streamed)."""
+        self._upload(key, fileobj, metadata)
+
+    def put_file_locked(
+        self,
+        key: str,
+        fileobj: IO[bytes],
+        size: int,
+        metadata: Mapping[str, str],
+        *,
+        retain_until_ns: int,
+        mode: str,
+    ) -> None:
+        """Upload like :meth:`put_file` under Object Lock, as :meth:`put_locked` does."""
+        retain_until = datetime.fromtimestamp(retain_until_ns // 1_000_000_000, tz=UTC)
+        self._upload(
+            key,
+            fileobj,
+            metadata,
+            ObjectLockMode=mode,
+            ObjectLockRetainUntilDate=retain_until,
+            ChecksumAlgorithm="SHA256",
+        )
+
+    def _upload(
+        self, key: str, fileobj: IO[bytes], metadata: Mapping[str, str], **extra: Any
+    ) -> None:
+        try:
+            self.client.upload_fileobj(
+                fileobj,
+                self.bucket,
+                key,
+                ExtraArgs={
+                    "ContentType": CONTENT_TYPE,
+                    "Metadata": dict(metadata),
+                    **self._encryption(),
+                    **extra,
+                },
+                Config=_transfer_config(),
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail("put", key, exc) from exc
+
+    def get_stream(self, key: str) -> IO[bytes] | None:
+        """The object's bytes as a buffered stream (caller closes it), or ``None``."""
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if error_code(exc) in _NOT_FOUND_CODES:
+                return None
+            raise self._fail("get", key, exc) from exc
+        except BotoCoreError as exc:
+            raise self._fail("get", key, exc) from exc
+        raw = _S3BodyReader(response["Body"], f"S3 get s3://{self.bucket}/{key}")
+        return io.BufferedReader(raw, buffer_size=_READ_BUFFER)
+
+    def list_prefixes(self, prefix: str) -> Iterator[str]:
+        """The immediate "folders" under ``prefix`` (``/``-delimited common prefixes)."""
+        paginator = self.client.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix, Delimiter="/"):
+                for item in page.get("CommonPrefixes", []):
+                    if "Prefix" in item:
+                        yield item["Prefix"]
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail("list", prefix, exc) from exc
 
     def get(self, key: str) -> bytes | None:
         """The object's bytes, or ``None`` when absent."""

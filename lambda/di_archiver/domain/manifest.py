@@ -8,7 +8,9 @@ Repairs (a re-seal after late events) rewrite the day's manifest in place, appen
 ``repairs`` entry, and then relink every later manifest in day order. The relink is announced
 by a pending-relink marker written *before* the first rewrite and removed after the last, so an
 interrupted relink is finished by the next run, while a break without a marker stays a finding
-for ``verify`` (tampering is never "healed").
+for ``verify`` (tampering is never "healed"). The marker is bound to the SHA-256 of the manifest
+it relinks from (the one just written): a marker whose manifest no longer has that hash is
+refused, so PutObject on a manifest plus a forged marker cannot get tampering relinked.
 
 Serialisation is canonical (sorted keys, no spaces, UTF-8), so a manifest's hash is a pure
 function of its content and ``verify`` can detect any re-encoding.
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
@@ -234,6 +236,42 @@ def manifests_root(prefix: str) -> str:
 def pending_relink_key(prefix: str, org_id: str) -> str:
     """Marker that authorises finishing an interrupted relink of the org's chain."""
     return manifest_dir(prefix, org_id) + PENDING_RELINK_NAME
+
+
+def relink_marker(from_day: date, manifest_sha256: str, at: str) -> bytes:
+    """The pending-relink marker body: which manifest to relink from, and its expected hash."""
+    return canonical_json(
+        {"from_day": from_day.isoformat(), "manifest_sha256": manifest_sha256, "at": at}
+    )
+
+
+def parse_relink_marker(data: bytes, key: str) -> tuple[date, str | None]:
+    """``(from_day, expected manifest SHA-256)``; the hash is None in pre-binding markers."""
+    try:
+        document = json.loads(data)
+        from_day = date.fromisoformat(str(document["from_day"]))
+        expected = document.get("manifest_sha256")
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ManifestError(f"{key} is unreadable; inspect and delete it") from exc
+    return from_day, expected if isinstance(expected, str) else None
+
+
+def check_relink_marker(
+    data: bytes, key: str, load_manifest: Callable[[date], bytes | None]
+) -> str | None:
+    """None when the marker names a manifest with exactly the hash it expects, else why not."""
+    try:
+        from_day, expected = parse_relink_marker(data, key)
+    except ManifestError as exc:
+        return str(exc)
+    if expected is None:
+        return f"marker does not bind the manifest of {from_day} to a hash"
+    stored = load_manifest(from_day)
+    if stored is None:
+        return f"the manifest of {from_day} it names is missing"
+    if sha256_hex(stored) != expected:
+        return f"the manifest of {from_day} is not the one the marker was written for"
+    return None
 
 
 def parse_manifest_key(prefix: str, key: str) -> tuple[str, date] | None:

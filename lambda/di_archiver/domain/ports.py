@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import IO, Any, Protocol, runtime_checkable
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +34,62 @@ class ArchiveStore(Protocol):
 
     def delete(self, key: str) -> None:
         """Remove ``key``; absent keys are not an error."""
+
+
+@runtime_checkable
+class StreamingArchiveStore(Protocol):
+    """Optional extension of :class:`ArchiveStore`: objects too big to hold as ``bytes``.
+
+    Sealed days can be hundreds of MB; streaming them keeps a small Lambda's memory bounded by
+    its buffers instead of the object.
+    """
+
+    def get_stream(self, key: str) -> IO[bytes] | None:
+        """A readable stream of the object's bytes (caller closes it), or ``None`` if absent."""
+
+    def put_file(
+        self, key: str, fileobj: IO[bytes], size: int, metadata: Mapping[str, str]
+    ) -> None:
+        """Write ``size`` bytes read from ``fileobj`` (positioned at 0) like :meth:`put`."""
+
+
+@runtime_checkable
+class PrefixListingStore(Protocol):
+    """Optional extension of :class:`ArchiveStore`: list one level of the key tree."""
+
+    def list_prefixes(self, prefix: str) -> Iterator[str]:
+        """Distinct ``prefix + part + "/"`` for keys under ``prefix`` (S3 common prefixes)."""
+
+
+def child_prefixes(store: ArchiveStore, prefix: str) -> list[str]:
+    """One level of the key tree under ``prefix``, sorted; falls back to a full listing."""
+    if isinstance(store, PrefixListingStore):
+        return sorted(set(store.list_prefixes(prefix)))
+    found = set()
+    for stored in store.list(prefix):
+        rest = stored.key[len(prefix) :]
+        if "/" in rest:
+            found.add(prefix + rest.split("/", 1)[0] + "/")
+    return sorted(found)
+
+
+def open_object(store: ArchiveStore, key: str) -> IO[bytes] | None:
+    """Stream ``key`` from a streaming store, or wrap ``get`` for a plain one."""
+    if isinstance(store, StreamingArchiveStore):
+        return store.get_stream(key)
+    body = store.get(key)
+    return None if body is None else io.BytesIO(body)
+
+
+def put_fileobj(
+    store: ArchiveStore, key: str, fileobj: IO[bytes], size: int, metadata: Mapping[str, str]
+) -> None:
+    """Upload from a file through ``put_file`` when the store streams, else via ``put``."""
+    fileobj.seek(0)
+    if isinstance(store, StreamingArchiveStore):
+        store.put_file(key, fileobj, size, metadata)
+    else:
+        store.put(key, fileobj.read(), metadata)
 
 
 class CheckpointStore(Protocol):

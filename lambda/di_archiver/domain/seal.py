@@ -14,36 +14,51 @@ an event that aged out of DI is never lost.
 
 from __future__ import annotations
 
+import heapq
 import json
+import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import IO, Any, Literal, Protocol, runtime_checkable
 
 from di_archiver.archive_format import (
     ARCHIVAL_LEVEL,
     META_SHA256,
     EncodedObject,
-    decode_lines,
+    LineReader,
+    SortKey,
+    StreamedObject,
+    StreamEncoder,
     encode_lines,
     event_timestamp_ns,
+    keyed_line,
     sort_key,
 )
 from di_archiver.domain.manifest import (
     GENESIS_SHA256,
     Manifest,
-    ManifestError,
     ManifestObject,
     Repair,
-    canonical_json,
+    check_relink_marker,
     manifest_dir,
     parse_manifest_key,
+    parse_relink_marker,
     pending_relink_key,
+    relink_marker,
     sha256_hex,
 )
-from di_archiver.domain.ports import ArchiveStore, CheckpointStore, EventSource, StoredObject
+from di_archiver.domain.ports import (
+    ArchiveStore,
+    CheckpointStore,
+    EventSource,
+    StoredObject,
+    open_object,
+    put_fileobj,
+)
 from di_archiver.errors import ArchiverError, CheckpointError, IntegrityError, SettingsError
 from di_archiver.layout import (
     NS_PER_DAY,
@@ -59,6 +74,10 @@ from di_archiver.layout import (
 from di_archiver.timestamps import NS_PER_MS, format_timestamp_ns, parse_timestamp_ns
 
 LockMode = Literal["GOVERNANCE", "COMPLIANCE"]
+
+# A sealed day is compressed into a spool that moves to /tmp beyond this size, so memory stays
+# bounded by the largest of zlib's window, one line, and this buffer, never by the day.
+SPOOL_MAX_BYTES = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +113,23 @@ class LockingStore(Protocol):
         """Write like ``put`` and protect this version until ``retain_until_ns``."""
 
 
+@runtime_checkable
+class FileLockingStore(Protocol):
+    """Optional: :meth:`LockingStore.put_locked` from a file (S3 multipart upload)."""
+
+    def put_file_locked(
+        self,
+        key: str,
+        fileobj: IO[bytes],
+        size: int,
+        metadata: Mapping[str, str],
+        *,
+        retain_until_ns: int,
+        mode: LockMode,
+    ) -> None:
+        """Upload like ``put_file`` and protect this version until ``retain_until_ns``."""
+
+
 class RecordingLockStore:
     """Local stand-in for Object Lock: records retention and refuses early deletes."""
 
@@ -118,8 +154,30 @@ class RecordingLockStore:
         previous = self.retention.get(key, (0, mode))[0]
         self.retention[key] = (max(previous, retain_until_ns), mode)
 
+    def put_file(
+        self, key: str, fileobj: IO[bytes], size: int, metadata: Mapping[str, str]
+    ) -> None:
+        put_fileobj(self.inner, key, fileobj, size, metadata)
+
+    def put_file_locked(
+        self,
+        key: str,
+        fileobj: IO[bytes],
+        size: int,
+        metadata: Mapping[str, str],
+        *,
+        retain_until_ns: int,
+        mode: LockMode,
+    ) -> None:
+        put_fileobj(self.inner, key, fileobj, size, metadata)
+        previous = self.retention.get(key, (0, mode))[0]
+        self.retention[key] = (max(previous, retain_until_ns), mode)
+
     def get(self, key: str) -> bytes | None:
         return self.inner.get(key)
+
+    def get_stream(self, key: str) -> IO[bytes] | None:
+        return open_object(self.inner, key)
 
     def head(self, key: str) -> StoredObject | None:
         return self.inner.head(key)
@@ -269,6 +327,56 @@ def merge_day(
     return encode_lines([*kept, *fresh], level=ARCHIVAL_LEVEL)
 
 
+_SEALED, _BUCKET = 0, 1
+
+
+def _ranked(lines: Iterable[bytes], rank: int, name: str) -> Iterator[tuple[SortKey, int]]:
+    previous: SortKey | None = None
+    for line in lines:
+        key, _ = keyed_line(line)
+        if previous is not None and key < previous:
+            # A k-way merge of unsorted input would write an unsorted day; refuse instead.
+            raise IntegrityError(
+                f"{name} is not sorted by (timestamp, id); run `di-archiver verify` and "
+                "re-snapshot or restore it"
+            )
+        previous = key
+        yield key, rank
+
+
+def _resolve_group(group: list[tuple[SortKey, int]]) -> Iterator[tuple[SortKey, bytes]]:
+    fresh = any(rank == _BUCKET for _, rank in group)
+    for key, rank in group:
+        if rank == _BUCKET or not fresh:
+            yield key, key[2]
+
+
+def merge_sorted_streams(
+    sealed_lines: Iterable[bytes] | None,
+    bucket_lines: Sequence[Iterable[bytes]],
+    *,
+    names: Sequence[str] = (),
+) -> Iterator[tuple[SortKey, bytes]]:
+    """:func:`merge_day`'s rule over already sorted inputs, lazily (k-way merge).
+
+    Lines sharing ``(timestamp, id)`` arrive together; if any of them comes from a bucket,
+    the sealed ones are dropped (the bucket is authoritative). Exact duplicates are left to
+    :class:`~di_archiver.archive_format.StreamEncoder`, which drops them and counts collisions.
+    """
+    streams = [_ranked(sealed_lines, _SEALED, "the sealed day object")] if sealed_lines else []
+    streams += [
+        _ranked(lines, _BUCKET, names[i] if i < len(names) else f"bucket object {i}")
+        for i, lines in enumerate(bucket_lines)
+    ]
+    group: list[tuple[SortKey, int]] = []
+    for item in heapq.merge(*streams):
+        if group and item[0][:2] != group[0][0][:2]:
+            yield from _resolve_group(group)
+            group = []
+        group.append(item)
+    yield from _resolve_group(group)
+
+
 class DaySealer:
     """Seals days of one archive (store + prefix); safe to rerun after a crash at any step."""
 
@@ -314,18 +422,43 @@ class DaySealer:
         return sha256_hex(previous[1])
 
     def complete_pending_relink(self, org_id: str) -> bool:
-        """Finish a relink a crashed run announced; True when there was one."""
+        """Finish a relink a crashed run announced; True when there was a marker.
+
+        The marker carries the SHA-256 of the manifest it relinks from. When the stored
+        manifest still has it, the relink is finished. When it does not, either the run crashed
+        before writing that manifest (then the chain is still intact and the marker is simply
+        dropped) or someone edited the manifest: then the chain is broken and relinking would
+        heal tampering, so this raises :class:`IntegrityError` and ``verify`` reports both.
+        """
         key = pending_relink_key(self.prefix, org_id)
         data = self.store.get(key)
         if data is None:
             return False
-        try:
-            from_day = date.fromisoformat(str(json.loads(data)["from_day"]))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ManifestError(f"{key} is unreadable; inspect and delete it") from exc
-        self._relink_after(org_id, from_day)
+        from_day, _ = parse_relink_marker(data, key)
+        problem = check_relink_marker(data, key, self._manifest_bytes(org_id))
+        if problem is None:
+            self._relink_after(org_id, from_day)
+        elif not self._successor_links_to_stored(org_id, from_day):
+            raise IntegrityError(
+                f"org {org_id}: refusing to finish the relink announced by {key}: {problem}; "
+                "run `di-archiver verify`, restore the manifest, then delete the marker"
+            )
         self.store.delete(key)
         return True
+
+    def _manifest_bytes(self, org_id: str) -> Callable[[date], bytes | None]:
+        def load(day: date) -> bytes | None:
+            return self.store.get(manifest_key(self.prefix, org_id, day))
+
+        return load
+
+    def _successor_links_to_stored(self, org_id: str, day: date) -> bool:
+        """True when nothing needs relinking after ``day`` (its successor links to it)."""
+        current = self.load_manifest(org_id, day)
+        following = self.load_manifest(org_id, day + timedelta(days=1))
+        if current is None or following is None:
+            return following is None and current is not None
+        return following[0].previous_manifest_sha256 == sha256_hex(current[1])
 
     def _relink_after(self, org_id: str, day: date) -> None:
         """Rewrite the previous-hash link of every manifest after ``day``, in day order."""
@@ -383,13 +516,25 @@ class DaySealer:
             day += timedelta(days=1)
         return days
 
-    def seal_org(self, org_id: str, closed_through: int) -> list[SealResult]:
-        """Seal every sealable day of ``org_id`` in ascending order."""
+    def seal_org(
+        self,
+        org_id: str,
+        closed_through_ns: int,
+        *,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> list[SealResult]:
+        """Seal every sealable day of ``org_id`` in ascending order.
+
+        ``should_stop`` is asked before each day; once it returns True no further day is
+        started and the days sealed so far are returned (the next pass continues from there).
+        """
         self.complete_pending_relink(org_id)
         objects = list_org_objects(self.store, self.prefix, org_id)
         manifest_days = list_manifest_days(self.store, self.prefix, org_id)
         results = []
-        for day in self.sealable_days(org_id, closed_through, objects, manifest_days):
+        for day in self.sealable_days(org_id, closed_through_ns, objects, manifest_days):
+            if should_stop is not None and should_stop():
+                break
             results.append(self.seal_day(org_id, day, objects=objects))
             manifest_days = sorted({*manifest_days, day})
         return results
@@ -414,31 +559,33 @@ class DaySealer:
         now = self.clock()
         entries = []
         written = 0
+        merged_sha: dict[str, str] = {}
         for service in services:
             key = sealed_day_key(self.prefix, org_id, service, day)
-            sealed_body = self.store.get(key) if service in sealed else None
-            sealed_lines = decode_lines(sealed_body) if sealed_body is not None else []
-            bucket_lines = []
-            for parsed, _ in sorted(buckets_by_service[service], key=lambda p: p[0].start_ns):
-                body = self.store.get(parsed.key)
-                if body is not None:
-                    bucket_lines.append(decode_lines(body))
-            encoded = merge_day(sealed_lines, bucket_lines)
-            if encoded.count == 0 and sealed_body is None:
-                continue
-            head = self.store.head(key)
-            if head is None or head.metadata.get(META_SHA256) != encoded.sha256:
-                self._put_sealed(key, encoded, now)
-                written += 1
+            bucket_keys = [
+                parsed.key
+                for parsed, _ in sorted(buckets_by_service[service], key=lambda p: p[0].start_ns)
+            ]
+            with tempfile.SpooledTemporaryFile(max_size=SPOOL_MAX_BYTES) as spool:
+                merged, had_sealed, shas = self._merge_service(
+                    key if service in sealed else None, bucket_keys, spool
+                )
+                merged_sha.update(shas)
+                if merged.count == 0 and not had_sealed:
+                    continue
+                head = self.store.head(key)
+                if head is None or head.metadata.get(META_SHA256) != merged.sha256:
+                    self._put_sealed_file(key, spool, merged, now)
+                    written += 1
             entries.append(
                 ManifestObject(
                     key=key,
                     service=service,
-                    count=encoded.count,
-                    sha256=encoded.sha256,
-                    first_ts=_fmt(encoded.first_ts_ns),
-                    last_ts=_fmt(encoded.last_ts_ns),
-                    size=len(encoded.body),
+                    count=merged.count,
+                    sha256=merged.sha256,
+                    first_ts=_fmt(merged.first_ts_ns),
+                    last_ts=_fmt(merged.last_ts_ns),
+                    size=merged.size,
                 )
             )
 
@@ -452,11 +599,13 @@ class DaySealer:
             now=now,
             buckets=buckets_by_service,
         )
-        deleted = 0
-        for parsed, _ in objects.buckets.get(day, []):
-            self.store.delete(parsed.key)
-            deleted += 1
-        objects.buckets.pop(day, None)
+        deleted, kept = self._delete_merged_buckets(
+            org_id, objects.buckets.get(day, []), merged_sha
+        )
+        if kept:
+            objects.buckets[day] = kept
+        else:
+            objects.buckets.pop(day, None)
         objects.sealed[day] = {
             entry.service: StoredObject(entry.key, entry.size) for entry in entries
         }
@@ -477,8 +626,92 @@ class DaySealer:
             self.observer.on_day_sealed(result)
         return result
 
+    def _merge_service(
+        self, sealed_key: str | None, bucket_keys: Sequence[str], spool: IO[bytes]
+    ) -> tuple[StreamedObject, bool, dict[str, str]]:
+        """Stream-merge one service's sealed object and buckets into ``spool``.
+
+        Returns what was written, whether a sealed object was read, and the SHA-256 of the
+        content actually merged from each bucket (the delete guard compares it later).
+        """
+        with ExitStack() as stack:
+            sealed_reader: LineReader | None = None
+            if sealed_key is not None:
+                stream = open_object(self.store, sealed_key)
+                if stream is not None:
+                    stack.callback(stream.close)
+                    sealed_reader = LineReader(stream)
+            readers: dict[str, LineReader] = {}
+            for bucket_key in bucket_keys:
+                stream = open_object(self.store, bucket_key)
+                if stream is not None:
+                    stack.callback(stream.close)
+                    readers[bucket_key] = LineReader(stream)
+            encoder = StreamEncoder(spool, level=ARCHIVAL_LEVEL)
+            for sort_key_, line in merge_sorted_streams(
+                sealed_reader, list(readers.values()), names=list(readers)
+            ):
+                encoder.add(sort_key_, line)
+            merged = encoder.finish()
+        shas = {k: r.sha256 for k, r in readers.items() if r.finished}
+        return merged, sealed_reader is not None, shas
+
+    def _delete_merged_buckets(
+        self,
+        org_id: str,
+        buckets: Sequence[tuple[ObjectKey, StoredObject]],
+        merged_sha: Mapping[str, str],
+    ) -> tuple[int, list[tuple[ObjectKey, StoredObject]]]:
+        """Delete each bucket only if it still holds what was merged; returns (deleted, kept).
+
+        A resnapshot racing this seal may have rewritten a bucket since it was read: deleting
+        that version would lose its new events, so it stays for the next seal to merge.
+        """
+        deleted = 0
+        kept = []
+        for parsed, stored in buckets:
+            current = self.store.head(parsed.key)
+            if current is None:
+                continue
+            if current.metadata.get(META_SHA256) != merged_sha.get(parsed.key):
+                self.observer.on_warning(
+                    "bucket object changed after it was merged; kept for the next seal",
+                    org_id=org_id,
+                    key=parsed.key,
+                )
+                kept.append((parsed, stored))
+                continue
+            self.store.delete(parsed.key)
+            deleted += 1
+        return deleted, kept
+
     def _put_sealed(self, key: str, encoded: EncodedObject, now: int) -> None:
         self._put_retained(key, encoded.body, encoded.metadata(fetched_at_ns=now), now)
+
+    def _put_sealed_file(
+        self, key: str, spool: IO[bytes], merged: StreamedObject, now: int
+    ) -> None:
+        """Upload a spooled sealed object, under Object Lock retention when configured."""
+        metadata = merged.metadata(fetched_at_ns=now)
+        if self.retention is None:
+            put_fileobj(self.store, key, spool, merged.size, metadata)
+            return
+        retain_until_ns = now + self.retention.days * NS_PER_DAY
+        spool.seek(0)
+        if isinstance(self.store, FileLockingStore):
+            self.store.put_file_locked(
+                key,
+                spool,
+                merged.size,
+                metadata,
+                retain_until_ns=retain_until_ns,
+                mode=self.retention.mode,
+            )
+            return
+        assert isinstance(self.store, LockingStore)
+        self.store.put_locked(
+            key, spool.read(), metadata, retain_until_ns=retain_until_ns, mode=self.retention.mode
+        )
 
     def _put_retained(self, key: str, body: bytes, metadata: Mapping[str, str], now: int) -> None:
         """Write a sealed object or manifest, under Object Lock retention when configured."""
@@ -559,7 +792,7 @@ class DaySealer:
         if later:
             # Announce the relink first: a crash between here and the marker's removal leaves
             # later links stale, and only this marker lets the next run fix them.
-            body = canonical_json({"from_day": day.isoformat(), "at": format_timestamp_ns(now)})
+            body = relink_marker(day, sha256_hex(data), format_timestamp_ns(now))
             self.store.put(marker, body, {})
         self._put_retained(manifest_key(self.prefix, org_id, day), data, _manifest_meta(data), now)
         if later:
@@ -579,18 +812,22 @@ def _fmt(ns: int | None) -> str | None:
 def archived_events_by_window(
     store: ArchiveStore, manifest: Manifest, windows: Sequence[tuple[int, int]]
 ) -> list[tuple[int, int]]:
-    """Per window ``[start, end)``: (archived events, archived events in its last ms)."""
+    """Per window ``[start, end)``: (archived events, archived events in its last ms).
+
+    Objects are streamed line by line, so a day of any size is counted in bounded memory.
+    """
     totals = [[0, 0] for _ in windows]
     for entry in manifest.objects:
-        body = store.get(entry.key)
-        if body is None:
+        stream = open_object(store, entry.key)
+        if stream is None:
             continue
-        for line in decode_lines(body):
-            event: Any = json.loads(line)
-            ts = event_timestamp_ns(event)
-            for index, (start, end) in enumerate(windows):
-                if start <= ts < end:
-                    totals[index][0] += 1
-                    if ts >= end - NS_PER_MS:
-                        totals[index][1] += 1
+        with stream:
+            for line in LineReader(stream):
+                event: Any = json.loads(line)
+                ts = event_timestamp_ns(event)
+                for index, (start, end) in enumerate(windows):
+                    if start <= ts < end:
+                        totals[index][0] += 1
+                        if ts >= end - NS_PER_MS:
+                            totals[index][1] += 1
     return [(a, b) for a, b in totals]

@@ -12,28 +12,36 @@ kinds, each naming the key it concerns:
 ``misplaced``    an event lies outside its object's time range, or lines are out of order
 ``manifest``     a manifest is invalid, or names another org/day than its key (reordered)
 ``chain``        a link does not match the previous manifest's hash, or a day is missing
-``pending``      a relink was interrupted; run maintenance to finish it
+``pending``      a relink was interrupted (run maintenance to finish it), or its marker does
+                 not match the manifest it names (maintenance refuses to relink: inspect)
 ``unknown``      a key under the archive prefix that the layout does not produce
 
 The chain proves nothing was removed or altered *inside* it. Deleting the newest days entirely
 leaves a shorter valid chain, so the report returns each org's chain head (day and hash): keep
 it elsewhere (ticket, log archive) to anchor the chain, as CloudTrail's digest signatures do.
+
+With a ``start_day`` the archive is not listed whole: per org, the services are listed with a
+delimiter and then only each service's day folders inside the window, and only the window's
+manifests (plus the one just before it, for the first link) are read. Keys outside the layout
+are then reported only by an unwindowed run.
+
+Objects are streamed (decompressed line by line), so memory is bounded by one line and zlib's
+buffers whatever the size of a sealed day.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from di_archiver.archive_format import (
     META_COUNT,
     META_FIRST_TS,
     META_LAST_TS,
     META_SHA256,
-    decompress,
+    LineReader,
     event_timestamp_ns,
     sort_key,
 )
@@ -42,13 +50,22 @@ from di_archiver.domain.manifest import (
     PENDING_RELINK_NAME,
     Manifest,
     ManifestError,
+    check_relink_marker,
     manifests_root,
     parse_manifest_key,
+    pending_relink_key,
     sha256_hex,
 )
-from di_archiver.domain.ports import ArchiveStore, StoredObject
+from di_archiver.domain.ports import ArchiveStore, StoredObject, child_prefixes, open_object
 from di_archiver.errors import ArchiverError
-from di_archiver.layout import LayoutError, ObjectKey, parse_object_key
+from di_archiver.layout import (
+    ORG_PARTITION,
+    LayoutError,
+    ObjectKey,
+    manifest_key,
+    org_prefix,
+    parse_object_key,
+)
 from di_archiver.timestamps import format_timestamp_ns
 
 
@@ -94,37 +111,42 @@ def check_object(
 ) -> tuple[ObjectFacts | None, list[Finding], int]:
     """Recompute one object's hash, count and order; compare them with its metadata."""
     findings: list[Finding] = []
-    body = store.get(stored.key)
-    if body is None:
+    stream = open_object(store, stored.key)
+    if stream is None:
         return None, [Finding("missing", stored.key, "listed but cannot be read")], 0
-    try:
-        raw = decompress(body)
-    except ArchiverError as exc:
-        return None, [Finding("unreadable", stored.key, str(exc))], 0
-    facts = ObjectFacts(hashlib.sha256(raw).hexdigest(), 0, len(body))
+    reader = LineReader(stream)
     count = 0
     previous: tuple[int, str, bytes] | None = None
     first = last = None
-    for line in raw.split(b"\n")[:-1] if raw else []:
-        count += 1
-        try:
-            event = json.loads(line)
-            ts = event_timestamp_ns(event)
-        except (ValueError, ArchiverError) as exc:
-            findings.append(Finding("unreadable", stored.key, f"line {count}: {exc}"))
-            continue
-        key = sort_key(ts, event, line)
-        if previous is not None and key < previous:
-            findings.append(Finding("misplaced", stored.key, f"line {count} is out of order"))
-        if not parsed.start_ns <= ts < parsed.end_ns:
-            findings.append(
-                Finding("misplaced", stored.key, f"line {count} lies outside the object's range")
-            )
-        previous = key
-        first = ts if first is None else first
-        last = ts
-    if raw and not raw.endswith(b"\n"):
+    try:
+        with stream:
+            for line in reader:
+                count += 1
+                try:
+                    event = json.loads(line)
+                    ts = event_timestamp_ns(event)
+                except (ValueError, ArchiverError) as exc:
+                    findings.append(Finding("unreadable", stored.key, f"line {count}: {exc}"))
+                    continue
+                key = sort_key(ts, event, line)
+                if previous is not None and key < previous:
+                    findings.append(
+                        Finding("misplaced", stored.key, f"line {count} is out of order")
+                    )
+                if not parsed.start_ns <= ts < parsed.end_ns:
+                    findings.append(
+                        Finding(
+                            "misplaced", stored.key, f"line {count} lies outside the object's range"
+                        )
+                    )
+                previous = key
+                first = ts if first is None else first
+                last = ts
+    except ArchiverError as exc:
+        return None, [Finding("unreadable", stored.key, str(exc))], 0
+    if reader.partial_tail:
         findings.append(Finding("unreadable", stored.key, "content does not end with a newline"))
+    facts = ObjectFacts(reader.sha256, count, reader.compressed_size)
     facts = ObjectFacts(facts.sha256, count, facts.size)
     meta = stored.metadata
     if not meta:
@@ -158,37 +180,38 @@ def verify_archive(
     org_ids: Iterable[str] | None = None,
     start_day: date | None = None,
     end_day: date | None = None,
+    chain_may_start_after: date | None = None,
+    today: date | None = None,
 ) -> VerifyReport:
-    """Check objects, manifests and chains of the selected orgs and days; never writes."""
+    """Check objects, manifests and chains of the selected orgs and days; never writes.
+
+    ``chain_may_start_after``: manifests of days up to this date may have been expired by the
+    bucket's lifecycle rule, so a manifest whose missing predecessor lies on or before it is
+    accepted as the start of the surviving chain (its link cannot be checked). Default: strict,
+    every missing predecessor is a ``chain`` finding. ``today`` ends an open window (default:
+    the current UTC date).
+    """
     prefix = prefix.strip("/")
     wanted = set(org_ids) if org_ids is not None else None
     report = VerifyReport()
-    root = f"{prefix}/" if prefix else ""
-    m_root = manifests_root(prefix)
 
     facts: dict[str, ObjectFacts] = {}
     sealed_by_day: dict[tuple[str, date], set[str]] = {}
     buckets_by_day: dict[tuple[str, date], set[str]] = {}
     manifest_keys: dict[str, dict[date, str]] = {}
-    for stored in store.list(root):
-        if stored.key.startswith(m_root):
-            parsed_manifest = parse_manifest_key(prefix, stored.key)
-            if parsed_manifest is None:
-                org_part = stored.key[len(m_root) :].split("/")[0]
-                org = org_part.split("=", 1)[-1]
-                if wanted is None or org in wanted:
-                    kind = "pending" if stored.key.endswith(PENDING_RELINK_NAME) else "unknown"
-                    report.add(kind, stored.key, "not a manifest; run maintenance or inspect")
-                continue
-            org, day = parsed_manifest
-            if wanted is None or org in wanted:
-                manifest_keys.setdefault(org, {})[day] = stored.key
-            continue
-        try:
-            parsed = parse_object_key(stored.key)
-        except LayoutError:
-            report.add("unknown", stored.key, "not an archive object key")
-            continue
+    if start_day is not None:
+        last_day = end_day or (today or datetime.now(UTC).date()) + timedelta(days=1)
+        listing = _window_listing(
+            store,
+            prefix=prefix,
+            wanted=wanted,
+            start_day=start_day,
+            end_day=last_day,
+            manifest_keys=manifest_keys,
+        )
+    else:
+        listing = _full_listing(store, prefix, wanted, report, manifest_keys)
+    for stored, parsed in listing:
         if (wanted is not None and parsed.org_id not in wanted) or not _in_range(
             parsed.day, start_day, end_day
         ):
@@ -201,6 +224,8 @@ def verify_archive(
             facts[stored.key] = object_facts
         group = sealed_by_day if parsed.sealed else buckets_by_day
         group.setdefault((parsed.org_id, parsed.day), set()).add(stored.key)
+    for org in sorted(manifest_keys if wanted is None else wanted):
+        _check_pending_marker(store, prefix, org, report)
 
     manifested: dict[tuple[str, date], set[str]] = {}
     for org, days in sorted(manifest_keys.items()):
@@ -212,6 +237,7 @@ def verify_archive(
             end_day=end_day,
             facts=facts,
             report=report,
+            chain_may_start_after=chain_may_start_after,
         )
         manifested.update(((org, day), keys) for day, keys in listed.items())
 
@@ -228,6 +254,105 @@ def verify_archive(
     return report
 
 
+def _full_listing(
+    store: ArchiveStore,
+    prefix: str,
+    wanted: set[str] | None,
+    report: VerifyReport,
+    manifest_keys: dict[str, dict[date, str]],
+) -> Iterator[tuple[StoredObject, ObjectKey]]:
+    """Every object of the archive (one listing); collects manifest keys on the way."""
+    root = f"{prefix}/" if prefix else ""
+    m_root = manifests_root(prefix)
+    for stored in store.list(root):
+        if stored.key.startswith(m_root):
+            parsed_manifest = parse_manifest_key(prefix, stored.key)
+            if parsed_manifest is None:
+                org_part = stored.key[len(m_root) :].split("/")[0]
+                org = org_part.split("=", 1)[-1]
+                if wanted is not None and org not in wanted:
+                    continue
+                if stored.key.endswith(PENDING_RELINK_NAME):
+                    manifest_keys.setdefault(org, {})
+                else:
+                    report.add("unknown", stored.key, "not a manifest; inspect")
+                continue
+            org, day = parsed_manifest
+            if wanted is None or org in wanted:
+                manifest_keys.setdefault(org, {})[day] = stored.key
+            continue
+        try:
+            parsed = parse_object_key(stored.key)
+        except LayoutError:
+            report.add("unknown", stored.key, "not an archive object key")
+            continue
+        yield stored, parsed
+
+
+def _days(first: date, last: date) -> Iterator[date]:
+    day = first
+    while day <= last:
+        yield day
+        day += timedelta(days=1)
+
+
+def _window_listing(
+    store: ArchiveStore,
+    *,
+    prefix: str,
+    wanted: set[str] | None,
+    start_day: date,
+    end_day: date,
+    manifest_keys: dict[str, dict[date, str]],
+) -> Iterator[tuple[StoredObject, ObjectKey]]:
+    """Objects of the window only: org -> services (delimited) -> each day folder in range.
+
+    Collects the window's manifest keys plus the one before it (for the first link).
+    """
+    orgs = set(wanted) if wanted is not None else _listed_orgs(store, prefix)
+    for org in sorted(orgs):
+        found = manifest_keys.setdefault(org, {})
+        for day in _days(start_day - timedelta(days=1), end_day):
+            key = manifest_key(prefix, org, day)
+            if store.head(key) is not None:
+                found[day] = key
+        for service_prefix in child_prefixes(store, org_prefix(prefix, org)):
+            for day in _days(start_day, end_day):
+                for stored in store.list(f"{service_prefix}dt={day.isoformat()}/"):
+                    try:
+                        parsed = parse_object_key(stored.key)
+                    except LayoutError:
+                        continue
+                    if parsed.org_id == org:
+                        yield stored, parsed
+
+
+def _listed_orgs(store: ArchiveStore, prefix: str) -> set[str]:
+    root = f"{prefix}/" if prefix else ""
+    orgs = set()
+    for folder in [
+        *child_prefixes(store, root),
+        *child_prefixes(store, manifests_root(prefix)),
+    ]:
+        name = folder.rstrip("/").rsplit("/", 1)[-1]
+        if name.startswith(f"{ORG_PARTITION}="):
+            orgs.add(name.split("=", 1)[1])
+    return orgs
+
+
+def _check_pending_marker(store: ArchiveStore, prefix: str, org: str, report: VerifyReport) -> None:
+    """Report an org's pending-relink marker, and whether it matches the manifest it names."""
+    key = pending_relink_key(prefix, org)
+    data = store.get(key)
+    if data is None:
+        return
+    problem = check_relink_marker(data, key, lambda day: store.get(manifest_key(prefix, org, day)))
+    if problem is None:
+        report.add("pending", key, "a relink was interrupted; run maintenance to finish it")
+    else:
+        report.add("pending", key, f"{problem}; maintenance refuses to relink, inspect")
+
+
 def _verify_chain(
     store: ArchiveStore,
     *,
@@ -237,6 +362,7 @@ def _verify_chain(
     end_day: date | None,
     facts: dict[str, ObjectFacts],
     report: VerifyReport,
+    chain_may_start_after: date | None = None,
 ) -> dict[date, set[str]]:
     """Walk one org's chain in day order; returns the object keys each manifest lists."""
     listed: dict[date, set[str]] = {}
@@ -270,7 +396,15 @@ def _verify_chain(
                 "manifest", key, f"describes org {manifest.org_id} day {manifest.day} (reordered?)"
             )
         expected_prev = _expected_previous(index, ordered, day, previous_day, previous_bytes)
-        if expected_prev is None:
+        before = day - timedelta(days=1)
+        expired = (
+            chain_may_start_after is not None
+            and before <= chain_may_start_after
+            and (previous_day != before or previous_bytes is None)
+        )
+        if expired:
+            pass  # the predecessor aged out under lifecycle; this is where the chain survives
+        elif expected_prev is None:
             report.add("chain", key, f"manifest of {day - timedelta(days=1)} is missing")
         elif manifest.previous_manifest_sha256 != expected_prev:
             report.add("chain", key, "previous_manifest_sha256 does not match the previous day")

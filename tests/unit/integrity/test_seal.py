@@ -227,3 +227,26 @@ def test_sealing_refuses_to_extend_a_chain_with_a_missing_manifest() -> None:
     # Then it fails loudly instead of papering over the hole
     with pytest.raises(IntegrityError, match="missing inside the chain"):
         sealer.seal_org(ORG, day_ns(DAY0) + 3 * DAY)
+
+
+def test_seal_org_stops_before_the_next_day_when_asked() -> None:
+    # Given three sealable days and a budget that runs out after the first day
+    source, store, _ = archived()
+    asked: list[int] = []
+
+    def should_stop() -> bool:
+        asked.append(1)
+        return len(asked) > 1
+
+    # When the org is sealed with that stop signal
+    results = sealer_for(store, source).seal_org(
+        ORG, day_ns(DAY0) + 3 * DAY, should_stop=should_stop
+    )
+
+    # Then only the first day is sealed and the later days keep their buckets for the next pass
+    assert [r.day for r in results] == [DAY0]
+    assert store.get(manifest_key(PREFIX, ORG, DAY0 + timedelta(days=1))) is None
+    assert DAY0 + timedelta(days=1) in list_org_objects(store, PREFIX, ORG).buckets
+    # And a later pass without a stop signal finishes the rest
+    rest = sealer_for(store, source).seal_org(ORG, day_ns(DAY0) + 3 * DAY)
+    assert [r.day for r in rest] == [DAY0 + timedelta(days=1), DAY0 + timedelta(days=2)]

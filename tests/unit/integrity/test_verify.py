@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import gzip
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 
 from di_archiver.archive_format import decompress
+from di_archiver.domain.ports import StoredObject
 from di_archiver.domain.seal import DaySealer
 from di_archiver.domain.verify import verify_archive
 from di_archiver.layout import manifest_key, sealed_day_key
@@ -139,3 +141,89 @@ def test_date_range_limits_the_check_but_still_checks_the_first_link(store: Memo
         meta,
     )
     assert not verify_archive(store, prefix=PREFIX, start_day=DAY2, end_day=DAY2).ok
+
+
+class ListingStore(MemoryStore):
+    """Records every prefix listed; answers delimiter listings like S3 common prefixes."""
+
+    def __init__(self, inner: MemoryStore) -> None:
+        super().__init__()
+        self.objects = inner.objects
+        self.listed: list[str] = []
+
+    def list(self, prefix: str) -> Iterator[StoredObject]:
+        self.listed.append(prefix)
+        return super().list(prefix)
+
+    def list_prefixes(self, prefix: str) -> Iterator[str]:
+        self.listed.append(f"delimited:{prefix}")
+        rests = [k[len(prefix) :] for k in self.objects if k.startswith(prefix)]
+        return iter(sorted({prefix + r.split("/", 1)[0] + "/" for r in rests if "/" in r}))
+
+
+def test_windowed_verify_lists_only_the_windows_day_folders(store: MemoryStore) -> None:
+    # Given tampering inside the window (day 2) and outside it (day 0)
+    for day in (DAY0, DAY2):
+        key = sealed_day_key(PREFIX, ORG, "sso", day)
+        body, meta = store.objects[key]
+        store.objects[key] = (body, {**meta, "di-count": "999"})
+    listing = ListingStore(store)
+
+    # When a window of days 2..3 is verified
+    report = verify_archive(listing, prefix=PREFIX, start_day=DAY2, end_day=DAY0 + timedelta(3))
+
+    # Then only the window's tampering is found, its chain still checked link by link
+    assert {f.key for f in report.findings} == {sealed_day_key(PREFIX, ORG, "sso", DAY2)}
+    assert report.manifests_checked == 2
+    # And nothing but org/service folders (delimited) and the window's day folders was listed
+    full = [p for p in listing.listed if not p.startswith("delimited:")]
+    assert full
+    assert all("/dt=2026-05-03/" in p or "/dt=2026-05-04/" in p for p in full), full
+    # And an open-ended window (the scheduled verify) ends at `today`
+    listing.listed.clear()
+    open_ended = verify_archive(listing, prefix=PREFIX, start_day=DAY2, today=DAY0 + timedelta(4))
+    assert {f.key for f in open_ended.findings} == {sealed_day_key(PREFIX, ORG, "sso", DAY2)}
+    assert open_ended.objects_checked > report.objects_checked  # the open day 4 buckets too
+
+
+def test_windowed_verify_still_reports_a_pending_marker_and_a_missing_window_manifest(
+    store: MemoryStore,
+) -> None:
+    marker = f"{PREFIX}/_manifests/org={ORG}/_pending-relink.json"
+    store.objects[marker] = (b'{"from_day":"2026-05-02"}', {})
+    store.delete(manifest_key(PREFIX, ORG, DAY2))
+    found = {
+        (f.kind, f.key)
+        for f in verify_archive(store, prefix=PREFIX, start_day=DAY2, end_day=DAY2).findings
+    }
+    assert ("pending", marker) in found
+    assert ("unsealed", sealed_day_key(PREFIX, ORG, "sso", DAY2)) in found
+
+
+@pytest.mark.parametrize("windowed", [False, True])
+def test_chain_may_start_after_accepts_a_predecessor_expired_by_lifecycle(
+    store: MemoryStore, windowed: bool
+) -> None:
+    # Given the first day (manifest and objects) expired by the bucket's lifecycle rule
+    for key in [k for k in store.objects if "dt=2026-05-01" in k]:
+        store.delete(key)
+    window = {"start_day": DAY1, "end_day": DAY2} if windowed else {}
+
+    def chain_findings(**kwargs: object) -> set[str]:
+        report = verify_archive(store, prefix=PREFIX, **window, **kwargs)  # type: ignore[arg-type]
+        return {f.key for f in report.findings if f.kind == "chain"}
+
+    # Then by default (strict) the surviving first link is a chain finding
+    assert chain_findings() == {manifest_key(PREFIX, ORG, DAY1)}
+    # And it is accepted when the missing predecessor lies in the expired range
+    assert chain_findings(chain_may_start_after=DAY0) == set()
+    # But not when the missing predecessor is newer than that
+    assert chain_findings(chain_may_start_after=DAY0 - timedelta(days=1)) == {
+        manifest_key(PREFIX, ORG, DAY1)
+    }
+    # And a hole after the surviving start is still found
+    store.delete(manifest_key(PREFIX, ORG, DAY2))
+    if not windowed:
+        assert manifest_key(PREFIX, ORG, DAY0 + timedelta(3)) in chain_findings(
+            chain_may_start_after=DAY0
+        )
