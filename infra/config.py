@@ -143,7 +143,7 @@ class DeploymentConfig(BaseModel):
     archive_prefix: str = Field(default="di", description="Key prefix inside the bucket.")
     checkpoint_parameter_prefix: str | None = Field(
         default=None,
-        description="SSM path of per-org checkpoints; default /di-archiver/<stackName>/checkpoints.",
+        description="SSM path of per-org checkpoints (default: one path per stack name).",
     )
     encryption: Encryption = Field(default=Encryption.KMS, description="kms (CMK) or s3.")
     versioning: bool = Field(default=True, description="S3 versioning on the archive bucket.")

@@ -79,9 +79,17 @@ class ArchiverSettings(BaseModel):
         default=90, ge=1, le=90, description="First run backfills this far back (DI retention)."
     )
     max_events_per_bucket: int = Field(
-        default=2_000_000,
+        default=500_000,
         ge=1,
         description="Refuse to hold a bucket bigger than this in memory; lower bucket_minutes.",
+    )
+    max_bucket_bytes: int = Field(
+        default=96 * 1024 * 1024,
+        ge=1,
+        description=(
+            "Refuse to hold more serialised event bytes of one bucket than this in memory (two "
+            "buckets may be in flight); lower bucket_minutes."
+        ),
     )
     page_limit: int = Field(default=10_000, ge=1, le=10_000, description="DI page size.")
     archive_bucket: str | None = Field(default=None, description="S3 bucket of the archive.")

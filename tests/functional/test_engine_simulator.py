@@ -8,6 +8,7 @@ with two orgs fully separate. Runs against a local directory and a moto S3 bucke
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
@@ -144,3 +145,47 @@ def test_runs_across_late_indexing_archive_every_visible_event_exactly_once(
         (sim.clock.now_ns() - CONFIG.settle_ns) // HOUR * HOUR
     }
     assert client.stats.retries > 0
+
+
+def test_a_hanging_di_request_is_cut_at_the_run_deadline_and_the_run_stops_early(
+    tmp_path: Path,
+) -> None:
+    # Given a DI whose every answer takes 4 s, and a run with 3 s left and a 1 s reserve
+    sim = Simulator(
+        SimulatorConfig(
+            seed=3,
+            orgs=(OrgSpec(org_id=ORG_A, event_count=50),),
+            span_seconds=16 * 3600,
+            api_keys={KEY: ORG_A},
+            faults=FaultConfig(rate_slow=1.0, slow_ms=4000),
+            late=LateIndexingConfig.off(),
+        ),
+        clock=SimulatorClock(now_ns=T0),
+    )
+    store = LocalArchiveStore(tmp_path / "archive")
+    checkpoints = FileCheckpointStore(tmp_path / "checkpoints.json")
+    with sim.serve(port=0) as server:
+        client = DIClient(
+            base_url=server.base_url,
+            credentials=ApiKeyCredentials(KEY),
+            sleep=lambda _seconds: None,
+            min_attempt_seconds=0.2,
+        )
+        engine = ArchiveEngine(
+            source=client,
+            store=store,
+            checkpoints=checkpoints,
+            config=replace(CONFIG, time_budget_reserve_s=1.0),
+            clock=sim.clock.now_ns,
+        )
+        end = time.monotonic() + 3.0
+        # When the engine runs with the Lambda's remaining time
+        with client:
+            report = engine.run([ORG_A], remaining_seconds=lambda: end - time.monotonic())
+    # Then the first request was cut by the deadline (not the 60 s read timeout) and the run
+    # ended early without failing: nothing half-done is archived, the pinned checkpoint stays
+    assert client.stats.transport_errors >= 1
+    assert report.stopped_early
+    assert report.failed == ()
+    assert list(store.list("di/")) == []
+    assert checkpoints.load(ORG_A) is not None

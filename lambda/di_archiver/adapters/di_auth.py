@@ -21,12 +21,33 @@ FALLBACK_TOKEN_TTL_SECONDS = 300.0
 _REDACTED = "***"
 
 
+def header_safe(value: str) -> bool:
+    """Printable ASCII without surrounding whitespace: what an HTTP header may carry verbatim.
+
+    httpx rejects anything else with an error that quotes the value, i.e. the secret.
+    """
+    return bool(value) and value == value.strip() and all(" " <= char <= "~" for char in value)
+
+
+def _check_fields(where: str, fields: Mapping[str, str]) -> None:
+    for name, value in fields.items():
+        if not header_safe(value):
+            # ``from None`` and the field name only: the value is the secret.
+            raise SecretError(
+                f"{where} field {name!r} must be printable ASCII without control characters "
+                "or surrounding whitespace; copy the credential again"
+            ) from None
+
+
 @dataclass(frozen=True, slots=True)
 class ApiKeyCredentials:
     """An administrator API key, sent as ``x-api-key``."""
 
     api_key: str = field(repr=False)
     source: str | None = None  # where it came from (a secret id), safe to show in messages
+
+    def __post_init__(self) -> None:
+        _check_fields("the API key credential", {"api_key": self.api_key})
 
     def __repr__(self) -> str:
         return f"ApiKeyCredentials(api_key={_REDACTED}, source={self.source!r})"
@@ -46,6 +67,12 @@ class ServiceAccountCredentials:
     client_id: str
     client_secret: str = field(repr=False)
     source: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_fields(
+            "the service-account credential",
+            {"client_id": self.client_id, "client_secret": self.client_secret},
+        )
 
     def __repr__(self) -> str:
         return (
@@ -102,6 +129,7 @@ def credentials_from_secret(
         if not isinstance(value, str) or not value.strip():
             raise SecretError(f"{where} field {name!r} must be a non-empty string")
         values[name] = value.strip()
+    _check_fields(where, values)
     if kind is AuthKind.API_KEY:
         return ApiKeyCredentials(api_key=values["api_key"], source=source)
     return ServiceAccountCredentials(

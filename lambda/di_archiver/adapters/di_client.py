@@ -5,6 +5,11 @@ documents (stop when ``X-Result-Count < X-Limit``), streams pages without holdin
 retries what is transient (429, 5xx, timeouts, cut connections, bodies that are cut short) with
 exponential back-off and full jitter, and turns what is permanent (400/401/402/403) into errors
 that say what to fix. Credentials never reach a message, ``repr`` or log line.
+
+An optional *deadline* (seconds the caller still grants, e.g. the Lambda's remaining time minus
+a reserve) bounds every request: timeouts are cut to it, no back-off sleeps past it, and once
+less than ``min_attempt_seconds`` remain the call fails with :class:`DITransientError` "out of
+time" instead of being killed mid-request with the rest of the run.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from di_archiver.adapters.di_auth import (
     Credentials,
     ServiceAccountCredentials,
     TokenCache,
+    header_safe,
 )
 from di_archiver.adapters.retry import RETRYABLE_STATUSES, RetryPolicy, parse_retry_after
 from di_archiver.domain.pipeline import run_ahead
@@ -54,6 +60,8 @@ EVENTS_PATH = f"{API_PREFIX}/events"
 COUNT_PATH = f"{API_PREFIX}/events/count"
 MAX_PAGE_LIMIT = 10_000
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
+# An attempt with less time than this left cannot usefully complete a DI page request.
+DEFAULT_MIN_ATTEMPT_SECONDS = 2.0
 _MESSAGE_LIMIT = 300
 
 Event = dict[str, Any]
@@ -129,6 +137,8 @@ class DIClient:
         user_agent: str = f"di-archiver/{__version__}",
         prefetch: bool = False,
         token_renew_margin: float = DEFAULT_RENEW_MARGIN_SECONDS,
+        deadline: Callable[[], float] | None = None,
+        min_attempt_seconds: float = DEFAULT_MIN_ATTEMPT_SECONDS,
     ) -> None:
         if not 1 <= page_limit <= MAX_PAGE_LIMIT:
             raise SettingsError(f"page_limit must be 1..{MAX_PAGE_LIMIT}; got {page_limit}")
@@ -147,6 +157,8 @@ class DIClient:
         self._random = random
         self._user_agent = user_agent
         self._prefetch = prefetch
+        self._deadline = deadline
+        self._min_attempt_seconds = min_attempt_seconds
         self._http_lock = threading.Lock()
         self._tokens: TokenCache | None = None
         if isinstance(credentials, ServiceAccountCredentials):
@@ -180,6 +192,10 @@ class DIClient:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    def set_deadline(self, deadline: Callable[[], float] | None) -> None:
+        """Bound every later request by ``deadline()`` seconds remaining (``None``: unbounded)."""
+        self._deadline = deadline
 
     # -- public API ------------------------------------------------------------------------
 
@@ -307,7 +323,7 @@ class DIClient:
 
     def _json_body(self, response: httpx.Response) -> Any:
         try:
-            return json.loads(response.content)
+            return json.loads(response.content, parse_constant=_refuse_non_json_constant)
         except ValueError:
             # A cut connection can still look like a complete 200; try again before giving up.
             self.stats.truncated += 1
@@ -327,9 +343,9 @@ class DIClient:
         renewed = False
         sent_token: list[str | None] = [None]
 
-        def send() -> httpx.Response:
+        def send(timeout: httpx.Timeout) -> httpx.Response:
             headers = self._headers(orgs, sent_token)
-            return self.http.post(url, json=body, headers=headers)
+            return self.http.post(url, json=body, headers=headers, timeout=timeout)
 
         def handle(response: httpx.Response) -> _T:
             nonlocal renewed
@@ -379,7 +395,7 @@ class DIClient:
     def _with_retries(
         self,
         what: str,
-        send: Callable[[], httpx.Response],
+        send: Callable[[httpx.Timeout], httpx.Response],
         handle: Callable[[httpx.Response], _T],
     ) -> _T:
         attempts = 0
@@ -388,14 +404,30 @@ class DIClient:
         request_id: str | None = None
         malformed = False
         cause: BaseException | None = None
+
+        def out_of_time(remaining: float) -> DITransientError:
+            return DITransientError(
+                f"{what}: out of time ({max(remaining, 0.0):.1f} s of the run's budget left) "
+                f"after {attempts} attempt(s); last: {last_reason}{_rid(request_id)}; the next "
+                "run continues from the checkpoint",
+                status=last_status,
+                request_id=request_id,
+            )
+
         while True:
+            remaining = self._remaining()
+            if remaining is not None and remaining < self._min_attempt_seconds:
+                raise out_of_time(remaining) from cause
+            timeout = self._attempt_timeout(remaining)
             attempts += 1
             retry_after: float | None = None
             self.stats.requests += 1
             try:
-                response = send()
+                response = send(timeout)
             except (httpx.UnsupportedProtocol, httpx.LocalProtocolError, httpx.InvalidURL) as exc:
-                raise DIApiError(f"{what} cannot be sent: {type(exc).__name__}") from exc
+                # ``from None``: LocalProtocolError quotes an illegal header value, which may be
+                # the credential itself; the type name is enough to diagnose.
+                raise DIApiError(f"{what} cannot be sent: {type(exc).__name__}") from None
             except (httpx.TransportError, httpx.DecodingError) as exc:
                 self.stats.transport_errors += 1
                 if isinstance(exc, httpx.RemoteProtocolError | httpx.DecodingError):
@@ -414,6 +446,10 @@ class DIClient:
             if attempts >= self._retry.max_attempts:
                 break
             delay = self._retry.delay(attempts, retry_after, self._random)
+            remaining = self._remaining()
+            if remaining is not None and remaining - delay < self._min_attempt_seconds:
+                # Sleeping would leave no time for the attempt it waits for.
+                raise out_of_time(remaining) from cause
             self.stats.retries += 1
             logger.warning(
                 "%s attempt %d/%d failed (%s)%s; retrying in %.3f s",
@@ -431,6 +467,26 @@ class DIClient:
             status=last_status,
             request_id=request_id,
         ) from cause
+
+    def _remaining(self) -> float | None:
+        deadline = self._deadline
+        return None if deadline is None else deadline()
+
+    def _attempt_timeout(self, remaining: float | None) -> httpx.Timeout:
+        """The client's timeouts, each cut to the time left before the deadline."""
+        base = self.http.timeout
+        if remaining is None:
+            return base
+
+        def cut(value: float | None) -> float:
+            return remaining if value is None else min(value, remaining)
+
+        return httpx.Timeout(
+            connect=cut(base.connect),
+            read=cut(base.read),
+            write=cut(base.write),
+            pool=cut(base.pool),
+        )
 
     def _status_error(
         self, what: str, response: httpx.Response, orgs: tuple[str, ...]
@@ -509,12 +565,13 @@ class DIClient:
         assert isinstance(creds, ServiceAccountCredentials)
         source = f"secret {creds.source}" if creds.source else "the secret"
 
-        def send() -> httpx.Response:
+        def send(timeout: httpx.Timeout) -> httpx.Response:
             return self.http.post(
                 self._token_url,
                 auth=httpx.BasicAuth(creds.client_id, creds.client_secret),
                 data={"grant_type": "client_credentials", "scope": "api"},
                 headers={"Accept": "application/json", "User-Agent": self._user_agent},
+                timeout=timeout,
             )
 
         def handle(response: httpx.Response) -> AccessToken:
@@ -537,6 +594,13 @@ class DIClient:
             if not isinstance(token, str) or not token:
                 raise DIResponseError(
                     "the OAuth token endpoint answered 200 without an access_token", status=200
+                )
+            if not header_safe(token):
+                # httpx would quote the token in its error; say what is wrong, not the value.
+                raise DIResponseError(
+                    "the OAuth token endpoint answered an access_token that is not printable "
+                    "ASCII, so it cannot be sent as a header",
+                    status=200,
                 )
             expires_in = data.get("expires_in")
             ttl = (
@@ -619,6 +683,12 @@ def _flatten(pages: Iterator[Page]) -> Iterator[Event]:
         close = getattr(pages, "close", None)
         if close is not None:
             close()
+
+
+def _refuse_non_json_constant(name: str) -> Any:
+    # Python's parser accepts NaN/Infinity, which JSON does not; archiving them would need a
+    # lossy rewrite (orjson writes null), so such a body is treated as malformed.
+    raise ValueError(f"{name} is not a JSON value")
 
 
 if TYPE_CHECKING:

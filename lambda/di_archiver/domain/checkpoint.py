@@ -3,17 +3,23 @@
 Document (JSON, one per org in SSM or the local checkpoint file)::
 
     {"schema_version": 1, "closed_through": "<RFC3339>", "bucket_minutes": 60,
-     "updated_at": "<RFC3339>"}
+     "updated_at": "<RFC3339>", "archive": "s3://bucket/prefix"}
 
 ``closed_through`` means: every bucket ending at or before it is final in the archive (or lies
 before the first run's backfill start). It only ever moves forward, and only after every object
 of the buckets it covers was written.
+
+``archive`` names the archive the checkpoint belongs to (``s3://bucket/prefix`` or
+``file:///dir/prefix``). A run for another archive refuses it: otherwise a new archive sharing the
+checkpoint path would start at the old archive's position and never backfill. The field is
+optional within schema 1 (an additive change older readers ignore): a document without it is
+accepted and gains it on the next save.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from di_archiver.domain.planning import NS_PER_MINUTE
@@ -40,18 +46,22 @@ class Checkpoint:
     bucket_minutes: int
     updated_at_ns: int
     schema_version: int = CHECKPOINT_SCHEMA_VERSION
+    archive: str | None = None
 
     @property
     def bucket_ns(self) -> int:
         return self.bucket_minutes * NS_PER_MINUTE
 
     def to_document(self) -> dict[str, Any]:
-        return {
+        document: dict[str, Any] = {
             "schema_version": self.schema_version,
             "closed_through": format_timestamp_ns(self.closed_through_ns),
             "bucket_minutes": self.bucket_minutes,
             "updated_at": format_timestamp_ns(self.updated_at_ns),
         }
+        if self.archive is not None:
+            document["archive"] = self.archive
+        return document
 
     @classmethod
     def from_document(cls, document: object, *, org_id: str) -> Checkpoint:
@@ -80,6 +90,12 @@ class Checkpoint:
         closed_through = _timestamp(document, "closed_through", org_id=org_id, required=True)
         assert closed_through is not None  # required=True never returns None
         updated_at = _timestamp(document, "updated_at", org_id=org_id, required=False)
+        archive = document.get("archive")
+        if archive is not None and (not isinstance(archive, str) or not archive):
+            raise CheckpointError(
+                f"checkpoint of org {org_id} has an invalid archive (must be a non-empty "
+                "string); " + _fix_hint(org_id)
+            )
         if closed_through % (minutes * NS_PER_MINUTE):
             raise CheckpointError(
                 f"checkpoint of org {org_id}: closed_through is not a {minutes}-minute bucket "
@@ -90,6 +106,7 @@ class Checkpoint:
             bucket_minutes=minutes,
             updated_at_ns=closed_through if updated_at is None else updated_at,
             schema_version=version,
+            archive=archive,
         )
 
 
@@ -113,18 +130,36 @@ def _timestamp(
 
 
 def load_checkpoint(
-    store: CheckpointStore, org_id: str, *, bucket_ns: int, now_ns: int | None = None
+    store: CheckpointStore,
+    org_id: str,
+    *,
+    bucket_ns: int,
+    now_ns: int | None = None,
+    archive_id: str | None = None,
 ) -> Checkpoint | None:
     """The org's validated checkpoint, or ``None`` before its first run.
 
     A checkpoint written with another bucket width is a SettingsError: objects of both widths
     would overlap (keys hold both bucket ends), so the width can only change with a fresh
-    archive prefix or after every bucket of the old width is sealed into days.
+    archive prefix or after every bucket of the old width is sealed into days. A checkpoint
+    recorded for another archive than ``archive_id`` is a CheckpointError (when both are known).
     """
     document = store.load(org_id)
     if document is None:
         return None
     checkpoint = Checkpoint.from_document(document, org_id=org_id)
+    if (
+        archive_id is not None
+        and checkpoint.archive is not None
+        and checkpoint.archive != archive_id
+    ):
+        raise CheckpointError(
+            f"the checkpoint of org {org_id} belongs to the archive {checkpoint.archive}, not "
+            f"to {archive_id}; to backfill the new archive, delete the checkpoint (or use a "
+            "separate checkpoint location, e.g. DI_ARCHIVER_CHECKPOINT_PARAMETER_PREFIX); to "
+            "keep archiving the old one, point DI_ARCHIVER_ARCHIVE_BUCKET / _ARCHIVE_DIR and "
+            "DI_ARCHIVER_ARCHIVE_PREFIX back at it"
+        )
     if checkpoint.bucket_ns != bucket_ns:
         raise SettingsError(
             f"org {org_id} was archived with {checkpoint.bucket_minutes}-minute buckets but the "
@@ -153,4 +188,7 @@ def save_checkpoint(store: CheckpointStore, org_id: str, checkpoint: Checkpoint)
                 f"{format_timestamp_ns(checkpoint.closed_through_ns)}; is another run racing "
                 "on the same org? Give each stream one concurrent run"
             )
+        if checkpoint.archive is None and stored.archive is not None:
+            # A caller that does not know the archive must not erase what a run recorded.
+            checkpoint = replace(checkpoint, archive=stored.archive)
     store.save(org_id, checkpoint.to_document())

@@ -13,9 +13,13 @@ One run, per organisation (design.md section 3):
    N+1 is collected: at most two buckets (plus one page) are in memory, whatever the window.
 4. A bucket is closed when ``end <= now - lag`` and ``end + settle <= now``. The checkpoint
    advances to the end of the newest closed bucket only after its objects (and all earlier
-   ones) were written. It is saved every ``checkpoint_every`` closed buckets, at the end, and
-   on the way out of a failure.
-5. Stop starting buckets when ``remaining_seconds() < reserve``; the next run continues.
+   ones) were written. It is saved every ``checkpoint_every`` closed buckets or
+   ``checkpoint_interval_s`` seconds (whichever comes first), at the end, and on the way out
+   of a failure.
+5. Stop starting buckets when ``remaining_seconds() < reserve``; the next run continues. A
+   source with ``set_deadline`` (the DI client) is also bounded to ``remaining - reserve / 2``,
+   so one slow or retried request cannot outlive the invocation; running out of time that way
+   ends the org's run early (like the budget check) instead of failing it.
 
 Organisations are independent: a failing org (401/402/403, a bucket too large, a broken
 checkpoint) is recorded in the report and the others still run; the run then raises
@@ -26,10 +30,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from di_archiver.domain.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
@@ -49,12 +55,13 @@ from di_archiver.domain.snapshot import (
     CollectedBucket,
     WriteOutcome,
     add_page,
+    check_bucket_bytes,
     close_pages,
     collect_bucket,
     day_may_be_sealed,
     write_bucket,
 )
-from di_archiver.errors import ArchiverError, SettingsError
+from di_archiver.errors import ArchiverError, DITransientError, SettingsError
 from di_archiver.layout import LayoutError, validate_org_id
 from di_archiver.settings import ArchiverSettings
 from di_archiver.timestamps import NS_PER_SECOND
@@ -75,6 +82,11 @@ class EngineConfig:
     time_budget_reserve_s: float
     checkpoint_every: int = 24
     pipeline: bool = True
+    max_bucket_bytes: int = 96 * 1024 * 1024
+    checkpoint_interval_s: float = 60.0
+    # Which archive the checkpoints belong to ("s3://bucket/prefix", "file:///dir/prefix");
+    # None (tests, tools) neither records nor checks it.
+    archive_id: str | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -85,14 +97,21 @@ class EngineConfig:
             raise SettingsError("lag, settle and lookback must not be negative")
         if self.max_events_per_bucket < 1 or self.checkpoint_every < 1:
             raise SettingsError("max_events_per_bucket and checkpoint_every must be >= 1")
+        if self.max_bucket_bytes < 1 or self.checkpoint_interval_s < 0:
+            raise SettingsError("max_bucket_bytes must be >= 1, checkpoint_interval_s >= 0")
 
     @property
     def bucket_minutes(self) -> int:
         return self.bucket_ns // NS_PER_MINUTE
 
     @classmethod
-    def from_settings(cls, settings: ArchiverSettings) -> EngineConfig:
+    def from_settings(
+        cls, settings: ArchiverSettings, *, archive_id: str | None = None
+    ) -> EngineConfig:
+        """Engine knobs from settings; ``archive_id`` defaults to :func:`archive_id_of`."""
         return cls(
+            archive_id=archive_id if archive_id is not None else archive_id_of(settings),
+            max_bucket_bytes=settings.max_bucket_bytes,
             prefix=settings.archive_prefix,
             bucket_ns=settings.bucket_minutes * NS_PER_MINUTE,
             lag_ns=settings.lag_seconds * NS_PER_SECOND,
@@ -101,6 +120,16 @@ class EngineConfig:
             max_events_per_bucket=settings.max_events_per_bucket,
             time_budget_reserve_s=float(settings.time_budget_reserve_seconds),
         )
+
+
+def archive_id_of(settings: ArchiverSettings) -> str:
+    """Where the settings archive to, as recorded in checkpoints: ``s3://bucket/prefix`` or
+    ``file:///absolute/dir/prefix``."""
+    prefix = settings.archive_prefix.strip("/")
+    if settings.archive_bucket is not None:
+        return f"s3://{settings.archive_bucket}/{prefix}"
+    assert settings.archive_dir is not None  # the settings model guarantees one of the two
+    return Path(os.path.abspath(settings.archive_dir)).joinpath(prefix).as_uri()
 
 
 @dataclass(frozen=True)
@@ -118,6 +147,7 @@ class BucketResult:
     unknown_service_events: int
     collisions: int
     closed: bool = False
+    revised: int = 0  # archived events DI now returns changed; the new version replaced them
 
 
 @dataclass(frozen=True)
@@ -227,6 +257,7 @@ class _Progress:
     now_ns: int = 0
     before_ns: int | None = None
     saved_ns: int | None = None
+    saved_at_ns: int = 0  # engine clock when the checkpoint was last saved (or the run began)
     closed_through_ns: int | None = None
     covered_ns: int | None = None
     buckets: int = 0
@@ -262,6 +293,28 @@ class _Budget:
 
     def exhausted(self) -> bool:
         return self.remaining_seconds is not None and self.remaining_seconds() < self.reserve_s
+
+    def source_deadline(self) -> Callable[[], float] | None:
+        """Seconds a source may still spend: half the reserve is kept to write and save."""
+        remaining = self.remaining_seconds
+        if remaining is None:
+            return None
+        keep = self.reserve_s / 2
+        return lambda: remaining() - keep
+
+    @contextlib.contextmanager
+    def bounding(self, source: object) -> Iterator[None]:
+        """Bound ``source``'s requests by the budget while the block runs, if it supports it."""
+        set_deadline = getattr(source, "set_deadline", None)
+        deadline = self.source_deadline()
+        if set_deadline is None or deadline is None:
+            yield
+            return
+        set_deadline(deadline)
+        try:
+            yield
+        finally:
+            set_deadline(None)
 
 
 @dataclass
@@ -325,7 +378,10 @@ class ArchiveEngine:
         for org_id in org_ids:
             validate_org_id(org_id)
         budget = _Budget(remaining_seconds, self._config.time_budget_reserve_s)
-        return self._for_each_org(org_ids, lambda org, p, w: self._archive_org(org, budget, p, w))
+        with budget.bounding(self._source):
+            return self._for_each_org(
+                org_ids, lambda org, p, w: self._archive_org(org, budget, p, w)
+            )
 
     def resnapshot(
         self,
@@ -360,7 +416,8 @@ class ArchiveEngine:
             )
             self._archive_buckets(org, buckets, budget, progress, writer, advance=False)
 
-        return self._for_each_org((org_id,), work)
+        with budget.bounding(self._source):
+            return self._for_each_org((org_id,), work)
 
     def snapshot_bucket(self, org_id: str, start_ns: int, end_ns: int) -> BucketResult:
         """Snapshot exactly one configured bucket now (for reconcile); checkpoint untouched."""
@@ -436,7 +493,17 @@ class ArchiveEngine:
 
     def _load(self, org_id: str, now: int) -> Checkpoint | None:
         return load_checkpoint(
-            self._checkpoints, org_id, bucket_ns=self._config.bucket_ns, now_ns=now
+            self._checkpoints,
+            org_id,
+            bucket_ns=self._config.bucket_ns,
+            now_ns=now,
+            archive_id=self._config.archive_id,
+        )
+
+    def _checkpoint(self, closed_through_ns: int) -> Checkpoint:
+        config = self._config
+        return Checkpoint(
+            closed_through_ns, config.bucket_minutes, self._clock(), archive=config.archive_id
         )
 
     def _archive_org(
@@ -448,14 +515,11 @@ class ArchiveEngine:
         if checkpoint is None:
             # Pin the backfill start so a first run that stops early resumes exactly there.
             start = align_down(now - config.lookback_ns, config.bucket_ns)
-            save_checkpoint(
-                self._checkpoints,
-                org_id,
-                Checkpoint(start, config.bucket_minutes, self._clock()),
-            )
+            save_checkpoint(self._checkpoints, org_id, self._checkpoint(start))
         else:
             start = progress.before_ns = checkpoint.closed_through_ns
         progress.saved_ns = progress.closed_through_ns = progress.covered_ns = start
+        progress.saved_at_ns = self._clock()
         buckets = plan_buckets(
             start_ns=start,
             now_ns=now,
@@ -504,6 +568,7 @@ class ArchiveEngine:
                     add_page(collected, page, max_events=self._config.max_events_per_bucket)
                     # Free this page's objects before the next one is waited for.
                     del page
+                    check_bucket_bytes(collected, self._config.max_bucket_bytes)
                     continue
                 # End of the bucket: write it while the next one is already being fetched.
                 if pending is not None:
@@ -511,6 +576,20 @@ class ArchiveEngine:
                     self._finish(*done, progress, advance=advance)
                 write = functools.partial(self._write, collected, progress.now_ns)
                 pending, collected = (collected, writer.submit(write)), None
+        except DITransientError as exc:
+            if not budget.exhausted():
+                if pending is not None:
+                    with contextlib.suppress(Exception):
+                        self._finish(*pending, progress, advance=advance)
+                raise
+            # The source gave up because the invocation is ending (its deadline), not because
+            # DI failed for good: finish what is written and let the next run continue.
+            progress.stopped_early = True
+            self._observer.on_warning(
+                "ran out of time inside a bucket; it is left for the next run",
+                org_id=org_id,
+                reason=str(exc),
+            )
         except BaseException:
             if pending is not None:
                 # Record a write that did succeed so the checkpoint may still cover it.
@@ -554,6 +633,7 @@ class ArchiveEngine:
             fetch_end_ns=planned.fetch_end_ns,
             closed=planned.closed,
             max_events=self._config.max_events_per_bucket,
+            max_bytes=self._config.max_bucket_bytes,
         )
 
     def _write(self, collected: CollectedBucket, now: int) -> WriteOutcome:
@@ -579,6 +659,14 @@ class ArchiveEngine:
                 events=count,
                 bucket_start_ns=collected.start_ns,
             )
+        if outcome.revised:
+            self._observer.on_warning(
+                f"DI revised {outcome.revised} archived event(s): the same (timestamp, id) came "
+                "back with different content; DI's current version replaced the archived one",
+                org_id=collected.org_id,
+                events=outcome.revised,
+                bucket_start_ns=collected.start_ns,
+            )
         return BucketResult(
             org_id=collected.org_id,
             start_ns=collected.start_ns,
@@ -591,6 +679,7 @@ class ArchiveEngine:
             unknown_service_events=sum(unknown.values()),
             collisions=outcome.collisions,
             closed=collected.closed,
+            revised=outcome.revised,
         )
 
     def _finish(
@@ -615,16 +704,18 @@ class ArchiveEngine:
         if advance and collected.closed and collected.start_ns == progress.closed_through_ns:
             progress.closed_through_ns = collected.end_ns
             saved = progress.saved_ns if progress.saved_ns is not None else collected.start_ns
-            if collected.end_ns - saved >= self._config.checkpoint_every * self._config.bucket_ns:
+            config = self._config
+            due_by_count = collected.end_ns - saved >= config.checkpoint_every * config.bucket_ns
+            # Slow buckets (big ones, a throttling API) would otherwise leave up to
+            # checkpoint_every buckets to redo after a crash or a killed invocation.
+            elapsed_s = (self._clock() - progress.saved_at_ns) / NS_PER_SECOND
+            if due_by_count or elapsed_s >= config.checkpoint_interval_s:
                 self._save_progress(collected.org_id, progress)
 
     def _save_progress(self, org_id: str, progress: _Progress) -> None:
         target = progress.closed_through_ns
         if target is None or (progress.saved_ns is not None and target <= progress.saved_ns):
             return
-        save_checkpoint(
-            self._checkpoints,
-            org_id,
-            Checkpoint(target, self._config.bucket_minutes, self._clock()),
-        )
+        save_checkpoint(self._checkpoints, org_id, self._checkpoint(target))
         progress.saved_ns = target
+        progress.saved_at_ns = self._clock()

@@ -9,9 +9,12 @@ Rules that protect the archive:
   whatever the API does with ``end_time`` (it filters at ms, inclusivity unknown);
 * an event without a usable timestamp stops the bucket with MalformedEventError: it cannot be
   placed in any bucket and must not vanish silently (the run fails loudly and alarms);
-* a rewrite never removes an archived line: when the stored object differs, the new content is
-  the union of stored and fetched lines; when no bucket object exists but the day was already
-  sealed, the sealed lines of the bucket's range join the union the same way;
+* a rewrite never loses an archived event: when the stored object differs, the new content is
+  the fetched lines plus every stored line whose (timestamp, id) the fetch lacks (aged out of
+  DI); a stored line whose (timestamp, id) the fetch holds in another version is replaced by
+  DI's current answer (a *revision*, counted and reported, never silent) so one event never
+  appears twice; when no bucket object exists but the day was already sealed, the sealed lines
+  of the bucket's range are merged the same way;
 * a PUT is skipped when the stored object already holds every fetched line.
 """
 
@@ -61,6 +64,7 @@ class CollectedBucket:
     closed: bool
     by_service: dict[str, list[KeyedLine]] = field(default_factory=dict)
     events: int = 0
+    bytes: int = 0  # serialised line bytes held, bounded by max_bucket_bytes
 
     @property
     def unknown_services(self) -> dict[str, int]:
@@ -74,6 +78,7 @@ class WriteOutcome:
     bytes_written: int
     events: int
     collisions: int
+    revised: int = 0  # archived lines replaced by DI's changed version of the same event
 
 
 def _range_text(start_ns: int, end_ns: int) -> str:
@@ -86,6 +91,10 @@ def add_page(collected: CollectedBucket, page: list[dict[str, Any]], *, max_even
     fetch_end_ns = collected.fetch_end_ns
     by_service = collected.by_service
     count = collected.events
+    size = collected.bytes
+    # This loop runs once per archived event: service names repeat, so their partition (a
+    # regex check) is worked out once per name.
+    partitions: dict[str, str] = {}
     for event in page:
         if not isinstance(event, dict):
             raise MalformedEventError(
@@ -109,12 +118,31 @@ def add_page(collected: CollectedBucket, page: list[dict[str, Any]], *, max_even
                 f"{max_events} events; set DI_ARCHIVER_BUCKET_MINUTES lower"
             )
         line = serialise_event(event)
-        partition = service_partition(event.get("service"))
+        size += len(line)
+        service = event.get("service")
+        partition = partitions.get(service) if isinstance(service, str) else None
+        if partition is None:
+            partition = service_partition(service)
+            if isinstance(service, str):
+                partitions[service] = partition
         lines = by_service.get(partition)
         if lines is None:
             lines = by_service[partition] = []
         lines.append((sort_key(ts, event, line), line))
     collected.events = count
+    collected.bytes = size
+
+
+def check_bucket_bytes(collected: CollectedBucket, max_bytes: int) -> None:
+    """Refuse to hold more than ``max_bytes`` of serialised lines of one bucket in memory."""
+    if collected.bytes > max_bytes:
+        raise BucketTooLargeError(
+            f"bucket {_range_text(collected.start_ns, collected.end_ns)} of org "
+            f"{collected.org_id} holds more than {max_bytes} bytes of events "
+            f"({collected.events} events so far), more than this run may hold in memory; set "
+            "DI_ARCHIVER_BUCKET_MINUTES lower (or raise DI_ARCHIVER_MAX_BUCKET_BYTES together "
+            "with the function's memory)"
+        )
 
 
 def close_pages(pages: object) -> None:
@@ -133,6 +161,7 @@ def collect_bucket(
     fetch_end_ns: int,
     closed: bool,
     max_events: int,
+    max_bytes: int | None = None,
 ) -> CollectedBucket:
     """Fetch ``[start, fetch_end)`` and keep only events whose parsed timestamp lies inside it."""
     collected = CollectedBucket(org_id, start_ns, end_ns, fetch_end_ns, closed)
@@ -140,6 +169,8 @@ def collect_bucket(
     try:
         for page in pages:
             add_page(collected, page, max_events=max_events)
+            if max_bytes is not None:
+                check_bucket_bytes(collected, max_bytes)
     finally:
         close_pages(pages)
     return collected
@@ -167,20 +198,35 @@ def _keyed(line: bytes) -> KeyedLine:
     return sort_key(event_timestamp_ns(event), event, line), line
 
 
-def _missing_from_stored(
-    body: bytes, fetched: dict[bytes, SortKey], *, start_ns: int, end_ns: int
-) -> tuple[list[KeyedLine], int]:
-    """Stored lines the fetch lacks (kept forever) and how many fetched lines were stored."""
-    extra: list[KeyedLine] = []
+def _merge_stored(
+    body: bytes,
+    fetched_lines: set[bytes],
+    fetched_events: set[tuple[int, str]],
+    *,
+    start_ns: int,
+    end_ns: int,
+) -> tuple[list[KeyedLine], int, int]:
+    """Merge a stored object into a fetch: ``(kept, already, revised)``.
+
+    ``kept``: in-range stored lines whose (timestamp, id) the fetch lacks (kept forever);
+    ``already``: fetched lines stored byte for byte; ``revised``: stored lines replaced because
+    the fetch holds another version of their (timestamp, id) (DI's current answer wins).
+    """
+    kept: list[KeyedLine] = []
     seen: set[bytes] = set()
+    revised = 0
     for line in _iter_stored_lines(body):
-        if line in fetched:
+        if line in fetched_lines:
             seen.add(line)
             continue
         keyed = _keyed(line)
-        if start_ns <= keyed[0][0] < end_ns:
-            extra.append(keyed)
-    return extra, len(seen)
+        if not start_ns <= keyed[0][0] < end_ns:
+            continue
+        if keyed[0][:2] in fetched_events:
+            revised += 1
+        else:
+            kept.append(keyed)
+    return kept, len(seen), revised
 
 
 def write_bucket(
@@ -196,7 +242,7 @@ def write_bucket(
     ``consult_sealed_day``: the bucket's day may already be sealed, so when a bucket object is
     absent the sealed day object (if any) is read for this bucket's range.
     """
-    written = unchanged = size = events = collisions = 0
+    written = unchanged = size = events = collisions = revised = 0
     org, start, end = collected.org_id, collected.start_ns, collected.end_ns
     for service in sorted(collected.by_service):
         pairs = collected.by_service[service]
@@ -212,19 +258,27 @@ def write_bucket(
             stored = store.get(key)
         elif consult_sealed_day:
             stored = store.get(sealed_day_key(prefix, org, service, day_of_ns(start)))
+        replaced = 0
         if stored is not None:
-            fetched = {line: k for k, line in pairs}
-            extra, already = _missing_from_stored(stored, fetched, start_ns=start, end_ns=end)
-            if already == len(fetched):
+            fetched_lines = {line for _, line in pairs}
+            kept, already, replaced = _merge_stored(
+                stored,
+                fetched_lines,
+                {k[:2] for k, _ in pairs},
+                start_ns=start,
+                end_ns=end,
+            )
+            if already == len(fetched_lines) and not replaced:
                 unchanged += 1
                 continue
-            if extra:
-                encoded = encode_lines([*pairs, *extra])
+            if kept:
+                encoded = encode_lines([*pairs, *kept])
         store.put(key, encoded.body, encoded.metadata(fetched_at_ns=fetched_at_ns))
         written += 1
         size += len(encoded.body)
         collisions += encoded.collisions
-    return WriteOutcome(written, unchanged, size, events, collisions)
+        revised += replaced
+    return WriteOutcome(written, unchanged, size, events, collisions, revised)
 
 
 def day_may_be_sealed(start_ns: int, *, now_ns: int, lag_ns: int, settle_ns: int) -> bool:

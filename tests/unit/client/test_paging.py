@@ -223,6 +223,17 @@ def test_non_json_200_is_retried_then_reported() -> None:
     assert len(di.requests) == 4
 
 
+@pytest.mark.parametrize("constant", [b"NaN", b"Infinity", b"-Infinity"])
+def test_nan_and_infinity_are_malformed_not_archived(constant: bytes) -> None:
+    # Given a 200 whose event holds a number JSON does not allow (Python's parser would accept
+    # it, and the archive encoder would have to rewrite it)
+    body = b'[{"id": "a", "timestamp": "2026-05-04T09:15:02Z", "latitude": ' + constant + b"}]"
+    di = Scripted([httpx.Response(200, content=body, headers={"X-Request-Id": "r-7"})] * 4)
+    # When read / Then it is treated like a malformed body: retried, then reported
+    with pytest.raises(DIResponseError, match=r"after 4 attempts.*not valid JSON"):
+        list(make_client(di).iter_pages(ORG, START_NS, END_NS))
+
+
 @pytest.mark.parametrize("body", [b'{"events": []}', b"[1, 2]", b'"text"'])
 def test_body_that_is_not_an_array_of_objects_is_not_retried(body: bytes) -> None:
     # Given a well-formed JSON answer of the wrong shape
