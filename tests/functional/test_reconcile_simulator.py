@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+from moto import mock_aws
 
 from di_archiver.adapters.di_auth import ApiKeyCredentials
 from di_archiver.adapters.di_client import DIClient
 from di_archiver.adapters.local_store import FileCheckpointStore, LocalArchiveStore
 from di_archiver.adapters.retry import RetryPolicy
+from di_archiver.adapters.s3_store import S3ArchiveStore
+from di_archiver.adapters.ssm_checkpoint import SsmCheckpointStore
 from di_archiver.archive_format import decode_lines
 from di_archiver.cli import main
 from di_archiver.domain.engine import ArchiveEngine, EngineConfig
@@ -27,7 +32,7 @@ from di_archiver.simulator.config import (
     LateIndexingConfig,
     OrgSpec,
 )
-from di_archiver.timestamps import NS_PER_SECOND, parse_timestamp_ns
+from di_archiver.timestamps import NS_PER_SECOND, format_timestamp_ns, parse_timestamp_ns
 
 HOUR = 3600 * NS_PER_SECOND
 DAY = 24 * HOUR
@@ -152,3 +157,137 @@ def test_late_events_after_sealing_are_repaired_once_and_the_archive_verifies(
     capsys.readouterr()
     assert main(["verify", "--archive", str(world["dir"])]) == 1
     assert f"FINDING missing: {victim}" in capsys.readouterr().out
+
+
+# -- Object Lock retention from the CLI (moto) ----------------------------------------------------
+
+LOCKED_BUCKET, PLAIN_BUCKET = "di-archive-locked", "di-archive-plain"
+SSM_PATH = "/di-archiver/checkpoints"
+
+
+@pytest.fixture
+def s3_archives() -> Iterator[Any]:
+    """A lock-enabled and a plain bucket, each holding two closed, unsealed days of one org."""
+    from tests.unit.integrity.fakes import DAY0, FakeEngine, FakeSource, day_ns, populate
+
+    with mock_aws():
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket=LOCKED_BUCKET, ObjectLockEnabledForBucket=True)
+        s3.create_bucket(Bucket=PLAIN_BUCKET)
+        source = FakeSource(now=day_ns(DAY0) + 3 * DAY)
+        populate(source, DAY0, 2, per_day=6)
+        for bucket in (LOCKED_BUCKET, PLAIN_BUCKET):
+            FakeEngine(source, S3ArchiveStore(bucket)).archive_days(DEMO_ORG_ID, DAY0, 2)  # type: ignore[arg-type]
+        SsmCheckpointStore(SSM_PATH).save(
+            DEMO_ORG_ID,
+            {
+                "schema_version": 1,
+                "closed_through": format_timestamp_ns(day_ns(DAY0) + 2 * DAY),
+                "bucket_minutes": 60,
+            },
+        )
+        yield s3
+
+
+def seal_args(bucket: str, *extra: str) -> list[str]:
+    return [
+        "seal",
+        "--offline",
+        "--org-id",
+        DEMO_ORG_ID,
+        "--archive",
+        f"s3://{bucket}/{PREFIX}",
+        "--checkpoint",
+        f"ssm:{SSM_PATH}",
+        *extra,
+    ]
+
+
+def keys(s3: Any, bucket: str) -> list[str]:
+    return [item["Key"] for item in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+
+
+def test_seal_refuses_an_object_lock_bucket_without_retention_flags(
+    s3_archives: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a lock-enabled archive bucket with closed days to seal
+    before = keys(s3_archives, LOCKED_BUCKET)
+
+    # When `seal` runs without --object-lock-mode/--object-lock-days
+    status = main(seal_args(LOCKED_BUCKET))
+
+    # Then it refuses with an error naming both flags, and nothing was written or deleted
+    err = capsys.readouterr().err
+    assert status == 2
+    assert "Object Lock enabled" in err
+    assert "--object-lock-mode" in err
+    assert "--object-lock-days" in err
+    assert keys(s3_archives, LOCKED_BUCKET) == before
+    assert not [k for k in before if "/_manifests/" in k]
+
+
+def test_seal_with_retention_flags_locks_sealed_objects_and_manifests(
+    s3_archives: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a lock-enabled archive bucket with closed days to seal
+    # When `seal` runs with the deployment's retention
+    status = main(
+        seal_args(LOCKED_BUCKET, "--object-lock-mode", "COMPLIANCE", "--object-lock-days", "30")
+    )
+
+    # Then every sealed day object and manifest carries compliance retention about 30 days out
+    assert status == 0, capsys.readouterr().err
+    written = [k for k in keys(s3_archives, LOCKED_BUCKET) if "/day." in k or "/_manifests/" in k]
+    assert len([k for k in written if "/_manifests/" in k]) == 2
+    for key in written:
+        head = s3_archives.head_object(Bucket=LOCKED_BUCKET, Key=key)
+        assert head["ObjectLockMode"] == "COMPLIANCE"
+        days_out = (head["ObjectLockRetainUntilDate"].timestamp() - time.time()) / 86_400
+        assert 29 < days_out <= 30
+
+
+@pytest.mark.parametrize(
+    ("bucket", "extra", "message"),
+    [
+        (
+            PLAIN_BUCKET,
+            ("--object-lock-mode", "GOVERNANCE", "--object-lock-days", "7"),
+            "does not have Object Lock",
+        ),
+        (LOCKED_BUCKET, ("--object-lock-mode", "COMPLIANCE"), "object_lock_days, or neither"),
+        (LOCKED_BUCKET, ("--object-lock-days", "7"), "object_lock_days, or neither"),
+    ],
+)
+def test_seal_rejects_inconsistent_retention_flags(
+    s3_archives: Any,
+    capsys: pytest.CaptureFixture[str],
+    bucket: str,
+    extra: tuple[str, ...],
+    message: str,
+) -> None:
+    # Given an archive bucket and retention flags that do not fit it (or only one of the two)
+    # When `seal` runs
+    status = main(seal_args(bucket, *extra))
+
+    # Then it refuses before writing anything
+    assert status == 2
+    assert message in capsys.readouterr().err
+    assert not [k for k in keys(s3_archives, bucket) if "/_manifests/" in k]
+
+
+def test_reconcile_refuses_an_object_lock_bucket_without_retention_flags(
+    s3_archives: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a lock-enabled archive bucket and a DI credential in the environment
+    monkeypatch.setenv("JUMPCLOUD_API_KEY", "k" * 40)
+    args = seal_args(LOCKED_BUCKET)
+    args[:2] = ["reconcile", "--base-url", "http://127.0.0.1:9"]
+
+    # When `reconcile` runs without retention flags
+    status = main(args)
+
+    # Then it refuses like seal (before reaching DI), without echoing the credential
+    err = capsys.readouterr().err
+    assert status == 2
+    assert "--object-lock-mode" in err
+    assert "k" * 40 not in err

@@ -3,6 +3,12 @@
 Shares ``run``'s destination and credential arguments. The DI credential is used only to record
 DI's day count in each manifest; ``--offline`` seals without it (the count is then null and
 ``reconcile`` fills it in later).
+
+On an Object Lock archive, sealed objects and manifests written here (first seals, repairs,
+relinks) must carry the deployment's retention: pass ``--object-lock-mode`` and
+``--object-lock-days``. For an ``s3://`` archive the bucket's Object Lock configuration is read
+first, and a run that would write unlocked objects into a locked bucket (or ask a bucket without
+Object Lock to lock) is refused before anything is written.
 """
 
 from __future__ import annotations
@@ -10,13 +16,14 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from di_archiver.settings import AuthKind, Region
+from di_archiver.errors import SettingsError, StoreError
+from di_archiver.settings import AuthKind, ObjectLockMode, Region
 
 if TYPE_CHECKING:
     from di_archiver.domain.maintenance import MaintenanceReport
-    from di_archiver.domain.seal import SealResult
+    from di_archiver.domain.ports import ArchiveStore
+    from di_archiver.domain.seal import Retention, SealResult
     from di_archiver.settings import ArchiverSettings
-    from di_archiver.wiring import Runtime
 
 NAME = "seal"
 HELP = "Seal closed days: one object per (org, service, day), chained manifests."
@@ -44,6 +51,18 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
         "--auth-kind", choices=[k.value for k in AuthKind], help="Credential kind in --secret-id."
     )
     parser.add_argument("--lookback-days", type=int, help="Reconcile this far back (1-90).")
+    parser.add_argument(
+        "--object-lock-mode",
+        choices=[m.value for m in ObjectLockMode],
+        help="Object Lock mode for sealed objects and manifests (with --object-lock-days); "
+        "required when the archive bucket has Object Lock enabled.",
+    )
+    parser.add_argument(
+        "--object-lock-days",
+        type=int,
+        metavar="DAYS",
+        help="Object Lock retention in days (with --object-lock-mode), as the deployment sets it.",
+    )
     parser.set_defaults(services=None, lag=None, settle=None, kms_key_id=None, resnapshot=None)
 
 
@@ -57,17 +76,71 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def build(args: argparse.Namespace, *, offline: bool) -> tuple[ArchiverSettings, Runtime | None]:
-    """Settings, plus a runtime (engine and DI client) unless ``offline``."""
+def _lock_values(args: argparse.Namespace) -> dict[str, Any]:
+    values = {"object_lock_mode": args.object_lock_mode, "object_lock_days": args.object_lock_days}
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def build_settings(
+    args: argparse.Namespace, *, offline: bool
+) -> tuple[ArchiverSettings, dict[str, str] | None]:
+    """Validated settings (with any Object Lock flags) plus the credential read from the env."""
     from di_archiver.commands.run import destination_values, settings_from_args  # noqa: PLC0415
     from di_archiver.settings import ArchiverSettings  # noqa: PLC0415
-    from di_archiver.wiring import build_runtime  # noqa: PLC0415
 
+    lock = _lock_values(args)
     if offline:
-        values: dict[str, Any] = destination_values(args)
-        return ArchiverSettings.build(values), None
+        return ArchiverSettings.build({**destination_values(args), **lock}), None
     settings, secret = settings_from_args(args)
-    return settings, build_runtime(settings, secret=secret, endpoint_url=args.endpoint_url)
+    if lock:
+        # Re-validated, so "both or neither" is enforced exactly as for the Lambda's settings.
+        settings = ArchiverSettings.build({**settings.model_dump(), **lock})
+    return settings, secret
+
+
+def bucket_has_object_lock(store: ArchiveStore) -> bool:
+    """Whether the S3 bucket behind ``store`` has Object Lock enabled."""
+    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
+    from di_archiver.adapters.s3_store import S3ArchiveStore, error_code  # noqa: PLC0415
+
+    if not isinstance(store, S3ArchiveStore):
+        return False
+    try:
+        answer = store.client.get_object_lock_configuration(Bucket=store.bucket)
+    except ClientError as exc:
+        if error_code(exc) == "ObjectLockConfigurationNotFoundError":
+            return False
+        raise StoreError(
+            f"cannot read the Object Lock configuration of bucket {store.bucket} "
+            f"({error_code(exc)}); it decides whether sealed objects must be locked"
+        ) from exc
+    except BotoCoreError as exc:
+        raise StoreError(
+            f"cannot read the Object Lock configuration of bucket {store.bucket} "
+            f"({error_code(exc)})"
+        ) from exc
+    return answer.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled") == "Enabled"
+
+
+def check_object_lock(store: ArchiveStore, retention: Retention | None) -> None:
+    """Refuse to write unlocked sealed objects into a locked bucket, or locked ones elsewhere."""
+    from di_archiver.adapters.s3_store import S3ArchiveStore  # noqa: PLC0415
+
+    if not isinstance(store, S3ArchiveStore):
+        return  # a local archive cannot lock; DaySealer refuses retention there itself
+    locked = bucket_has_object_lock(store)
+    if locked and retention is None:
+        raise SettingsError(
+            f"bucket {store.bucket} has Object Lock enabled: pass --object-lock-mode and "
+            "--object-lock-days (the deployment's retention) so sealed objects and manifests "
+            "written by this command are locked like the others"
+        )
+    if not locked and retention is not None:
+        raise SettingsError(
+            f"bucket {store.bucket} does not have Object Lock enabled: drop --object-lock-mode "
+            "and --object-lock-days"
+        )
 
 
 class PrintingObserver:
@@ -99,6 +172,8 @@ def print_report(report: MaintenanceReport) -> int:
                 f"org {org.org_id}: {org.days_sealed} days sealed, {org.days_repaired} repaired, "
                 f"{len(org.checks)} days reconciled"
             )
+    if report.stopped_early:
+        print("stopped early (time budget): run again to continue")
     return 1 if report.failures else 0
 
 
@@ -106,19 +181,32 @@ def execute(args: argparse.Namespace, *, reconcile: bool, offline: bool) -> int:
     """Shared body of ``seal`` and ``reconcile``."""
     from di_archiver.domain.maintenance import maintain  # noqa: PLC0415
     from di_archiver.timestamps import NS_PER_SECOND  # noqa: PLC0415
-    from di_archiver.wiring import build_checkpoints, build_store  # noqa: PLC0415
+    from di_archiver.wiring import (  # noqa: PLC0415
+        build_checkpoints,
+        build_runtime,
+        build_store,
+        object_lock_retention,
+    )
 
-    settings, runtime = build(args, offline=offline)
+    settings, secret = build_settings(args, offline=offline)
+    store = build_store(settings, endpoint_url=args.endpoint_url)
+    retention = object_lock_retention(settings)
+    # Before any credential is read or object written: a refusal must leave nothing behind.
+    check_object_lock(store, retention)
+    runtime = (
+        None if offline else build_runtime(settings, secret=secret, endpoint_url=args.endpoint_url)
+    )
     try:
         report = maintain(
             org_ids=list(settings.org_ids),
-            store=build_store(settings, endpoint_url=args.endpoint_url),
+            store=store,
             checkpoints=build_checkpoints(settings, endpoint_url=args.endpoint_url),
             prefix=settings.archive_prefix,
             source=runtime.source if runtime else None,
             snapshotter=runtime.engine if runtime else None,
             lookback_ns=settings.lookback_days * 86_400 * NS_PER_SECOND,
             observer=PrintingObserver(),
+            retention=retention,
             reconcile=reconcile,
         )
     finally:

@@ -1,15 +1,32 @@
-"""Daily maintenance: seal every sealable day, then reconcile sealed days with DI.
+"""Daily maintenance: seal every org's closed days, then reconcile sealed days from a cursor.
 
-Organisations are independent: one org's failure is recorded in the report and the others
-still run; the caller (Lambda handler or CLI) turns ``report.failures`` into the
-MaintenanceFailed metric and a non-zero exit / raised error.
+Two phases, so a time budget that runs out never starves the orgs late in the list:
+
+1. **Seal** every org (cheap, and each run makes lasting progress, so the fixed org order is
+   fair: an org sealed today has nothing left to seal tomorrow). The budget is checked before
+   each org and before each day (``DaySealer.seal_org(..., should_stop=...)``).
+2. **Reconcile** every sealed day in scope, one ``(day, org)`` unit at a time, newest day first
+   and then by org id. A run starts right after the unit the previous run reached (the
+   *reconcile cursor*) and wraps around, so successive runs cover every org and day even when
+   one run can afford only a slice. Without a budget a run covers every unit.
+
+The cursor lives in the :class:`CheckpointStore` under :data:`RECONCILE_CURSOR_KEY`, one small
+document (``last_day``, ``last_org``). It is only a fairness hint: losing or corrupting it makes
+the next run start at the newest day again, which is always safe.
+
+Organisations are independent: any exception while handling one org (an ``ArchiverError``, or
+e.g. a ``JSONDecodeError`` from a corrupt archived line) is recorded in the report with its type
+and the other orgs still run; the caller (Lambda handler or CLI) turns ``report.failures`` into
+the MaintenanceFailed metric and a non-zero exit / raised error.
 """
 
 from __future__ import annotations
 
+import bisect
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 
 from di_archiver.domain.ports import ArchiveStore, CheckpointStore, EventSource
 from di_archiver.domain.reconcile import BucketSnapshotter, DayCheck, Reconciler
@@ -22,8 +39,21 @@ from di_archiver.domain.seal import (
     checkpoint_bucket_minutes,
     closed_through_ns,
 )
-from di_archiver.errors import ArchiverError
-from di_archiver.timestamps import NS_PER_SECOND
+from di_archiver.errors import ArchiverError, SettingsError
+from di_archiver.timestamps import NS_PER_SECOND, format_timestamp_ns
+
+RECONCILE_CURSOR_KEY = "0" * 24
+"""Checkpoint-store key of the reconcile cursor.
+
+Shaped like an org id because the SSM store accepts nothing else, yet never a real one: JumpCloud
+org ids are ObjectIds whose first eight hex digits are their creation time (zero is 1970).
+"""
+
+CURSOR_SCHEMA_VERSION = 1
+CURSOR_SAVE_EVERY = 20
+"""Units between cursor saves; a unit that re-read buckets or failed is saved at once."""
+
+_MESSAGE_LIMIT = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +63,7 @@ class OrgMaintenance:
     checks: tuple[DayCheck, ...] = ()
     error: str | None = None
     skipped_reason: str | None = None
+    error_type: str | None = None
 
     @property
     def days_sealed(self) -> int:
@@ -59,6 +90,10 @@ class MaintenanceReport:
         return sum(o.days_repaired for o in self.orgs)
 
     @property
+    def days_reconciled(self) -> int:
+        return sum(len(o.checks) for o in self.orgs)
+
+    @property
     def failures(self) -> tuple[OrgMaintenance, ...]:
         return tuple(o for o in self.orgs if o.error is not None)
 
@@ -69,6 +104,87 @@ class MaintenanceReport:
                 "maintenance failed for "
                 + "; ".join(f"org {o.org_id}: {o.error}" for o in self.failures)
             )
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileCursor:
+    """The last ``(day, org)`` unit a reconcile pass reached."""
+
+    day: date
+    org_id: str
+
+    @property
+    def order(self) -> tuple[int, str]:
+        """Position in the reconcile order: newest day first, then org id."""
+        return (-self.day.toordinal(), self.org_id)
+
+
+def load_reconcile_cursor(checkpoints: CheckpointStore) -> ReconcileCursor | None:
+    """The stored cursor, or ``None`` when absent or unreadable (then start at the newest)."""
+    document = checkpoints.load(RECONCILE_CURSOR_KEY)
+    if not document:
+        return None
+    try:
+        return ReconcileCursor(date.fromisoformat(document["last_day"]), str(document["last_org"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def save_reconcile_cursor(
+    checkpoints: CheckpointStore, cursor: ReconcileCursor, *, now_ns: int
+) -> None:
+    checkpoints.save(
+        RECONCILE_CURSOR_KEY,
+        {
+            "schema_version": CURSOR_SCHEMA_VERSION,
+            "kind": "reconcile-cursor",
+            "last_day": cursor.day.isoformat(),
+            "last_org": cursor.org_id,
+            "saved_at": format_timestamp_ns(now_ns),
+        },
+    )
+
+
+def rotate(
+    units: Sequence[ReconcileCursor], after: ReconcileCursor | None
+) -> list[ReconcileCursor]:
+    """``units`` in reconcile order, starting right after ``after`` and wrapping around."""
+    ordered = sorted(units, key=lambda u: u.order)
+    if after is None:
+        return ordered
+    split = bisect.bisect_right([u.order for u in ordered], after.order)
+    return ordered[split:] + ordered[:split]
+
+
+def describe_failure(exc: BaseException) -> tuple[str, str]:
+    """``(type name, message)`` for the report: one line, bounded.
+
+    Our own errors are secret-free by contract and keep their message as is; any other
+    exception is prefixed with its type so e.g. a corrupt line reads as ``JSONDecodeError: ...``.
+    """
+    kind = type(exc).__name__
+    text = " ".join(str(exc).split())[:_MESSAGE_LIMIT] or "(no message)"
+    return kind, text if isinstance(exc, ArchiverError) else f"{kind}: {text}"
+
+
+@dataclass
+class _OrgProgress:
+    org_id: str
+    sealed: list[SealResult] = field(default_factory=list)
+    checks: list[DayCheck] = field(default_factory=list)
+    error: str | None = None
+    error_type: str | None = None
+    skipped_reason: str | None = None
+
+    def freeze(self) -> OrgMaintenance:
+        return OrgMaintenance(
+            self.org_id,
+            tuple(self.sealed),
+            tuple(sorted(self.checks, key=lambda c: c.day)),
+            error=self.error,
+            skipped_reason=self.skipped_reason,
+            error_type=self.error_type,
+        )
 
 
 def maintain(
@@ -87,7 +203,9 @@ def maintain(
     reserve_seconds: float = 60.0,
     reconcile: bool = True,
 ) -> MaintenanceReport:
-    """Seal then (with a source and snapshotter) reconcile each org; returns what happened."""
+    """Seal every org, then (with a source and snapshotter) reconcile from the cursor."""
+    if RECONCILE_CURSOR_KEY in org_ids:
+        raise SettingsError(f"org id {RECONCILE_CURSOR_KEY} is reserved for the reconcile cursor")
     observer = observer or NullMaintenanceObserver()
     sealer = DaySealer(
         store=store,
@@ -101,34 +219,105 @@ def maintain(
     def should_stop() -> bool:
         return remaining_seconds is not None and remaining_seconds() < reserve_seconds
 
-    results = []
+    def fail(progress: _OrgProgress, exc: Exception) -> None:
+        progress.error_type, progress.error = describe_failure(exc)
+        observer.on_warning("maintenance failed", org_id=progress.org_id, error=progress.error)
+
+    progress: dict[str, _OrgProgress] = {}
+    closed: dict[str, int] = {}
     stopped = False
     for org_id in org_ids:
         if should_stop():
             stopped = True
             break
-        sealed: tuple[SealResult, ...] = ()
-        checks: tuple[DayCheck, ...] = ()
+        org = progress[org_id] = _OrgProgress(org_id)
         try:
-            closed = closed_through_ns(checkpoints, org_id)
-            if closed is None:
-                results.append(OrgMaintenance(org_id, skipped_reason="no checkpoint yet"))
+            closed_ns = closed_through_ns(checkpoints, org_id)
+            if closed_ns is None:
+                org.skipped_reason = "no checkpoint yet"
                 continue
-            sealed = tuple(sealer.seal_org(org_id, closed))
-            if reconcile and source is not None and snapshotter is not None:
-                reconciler = Reconciler(
-                    source=source,
-                    sealer=sealer,
-                    snapshotter=snapshotter,
-                    bucket_ns=checkpoint_bucket_minutes(checkpoints, org_id) * 60 * NS_PER_SECOND,
-                    lookback_ns=lookback_ns,
-                    clock=clock,
-                    observer=observer,
-                )
-                checks = tuple(reconciler.reconcile_org(org_id, closed, should_stop=should_stop))
-        except ArchiverError as exc:
-            observer.on_warning("maintenance failed", org_id=org_id, error=str(exc))
-            results.append(OrgMaintenance(org_id, sealed, checks, error=str(exc)))
+            org.sealed.extend(sealer.seal_org(org_id, closed_ns, should_stop=should_stop))
+        except Exception as exc:  # one org's failure must not block the others
+            fail(org, exc)
             continue
-        results.append(OrgMaintenance(org_id, sealed, checks))
-    return MaintenanceReport(tuple(results), stopped_early=stopped or should_stop())
+        closed[org_id] = closed_ns
+
+    if reconcile and source is not None and snapshotter is not None and not stopped:
+        stopped = _reconcile_phase(
+            closed=closed,
+            progress=progress,
+            checkpoints=checkpoints,
+            make_reconciler=lambda org_id: Reconciler(
+                source=source,
+                sealer=sealer,
+                snapshotter=snapshotter,
+                bucket_ns=checkpoint_bucket_minutes(checkpoints, org_id) * 60 * NS_PER_SECOND,
+                lookback_ns=lookback_ns,
+                clock=clock,
+                observer=observer,
+            ),
+            should_stop=should_stop,
+            fail=fail,
+            clock=clock,
+        )
+    return MaintenanceReport(
+        tuple(p.freeze() for p in progress.values()), stopped_early=stopped or should_stop()
+    )
+
+
+def _reconcile_phase(
+    *,
+    closed: Mapping[str, int],
+    progress: Mapping[str, _OrgProgress],
+    checkpoints: CheckpointStore,
+    make_reconciler: Callable[[str], Reconciler],
+    should_stop: Callable[[], bool],
+    fail: Callable[[_OrgProgress, Exception], None],
+    clock: Callable[[], int],
+) -> bool:
+    """Reconcile ``(day, org)`` units from the stored cursor; True when the budget ran out."""
+    reconcilers: dict[str, Reconciler] = {}
+    units: list[ReconcileCursor] = []
+    for org_id, closed_ns in closed.items():
+        if should_stop():
+            return True
+        try:
+            reconciler = reconcilers[org_id] = make_reconciler(org_id)
+            units.extend(
+                ReconcileCursor(day, org_id) for day in reconciler.days_in_scope(org_id, closed_ns)
+            )
+        except Exception as exc:  # one org's failure must not block the others
+            fail(progress[org_id], exc)
+    try:
+        cursor = load_reconcile_cursor(checkpoints)
+    except ArchiverError:
+        cursor = None  # only a fairness hint: start at the newest day
+
+    failed: set[str] = {org_id for org_id, p in progress.items() if p.error is not None}
+    last: ReconcileCursor | None = None
+    unsaved = 0
+    stopped = False
+    for unit in rotate(units, cursor):
+        if unit.org_id in failed:
+            # Its other days wait for the next cycle: retrying a broken org (revoked key, DI
+            # outage) day after day would spend the budget the healthy orgs need.
+            continue
+        if should_stop():
+            stopped = True
+            break
+        expensive = False
+        try:
+            check = reconcilers[unit.org_id].reconcile_day(unit.org_id, unit.day)
+            progress[unit.org_id].checks.append(check)
+            expensive = check.status in ("repaired", "unresolved")
+        except Exception as exc:  # one org's failure must not block the others
+            fail(progress[unit.org_id], exc)
+            failed.add(unit.org_id)
+            expensive = True
+        last, unsaved = unit, unsaved + 1
+        if expensive or unsaved >= CURSOR_SAVE_EVERY:
+            save_reconcile_cursor(checkpoints, last, now_ns=clock())
+            unsaved = 0
+    if last is not None and unsaved:
+        save_reconcile_cursor(checkpoints, last, now_ns=clock())
+    return stopped

@@ -28,6 +28,7 @@ from di_archiver.domain.seal import (
     di_count_window,
     list_manifest_days,
 )
+from di_archiver.errors import ArchiverError, IntegrityError, SettingsError
 from di_archiver.layout import NS_PER_DAY, bucket_object_key
 
 DayStatus = Literal["ok", "repaired", "di_lower", "unresolved"]
@@ -67,7 +68,7 @@ class Reconciler:
         observer: MaintenanceObserver | None = None,
     ) -> None:
         if bucket_ns <= 0 or NS_PER_DAY % bucket_ns:
-            raise ValueError("bucket width must divide a day")
+            raise SettingsError(f"bucket width must divide a day, got {bucket_ns} ns")
         self.source = source
         self.sealer = sealer
         self.snapshotter = snapshotter
@@ -92,19 +93,36 @@ class Reconciler:
         *,
         should_stop: Callable[[], bool] | None = None,
     ) -> list[DayCheck]:
-        """Check every day in scope, oldest first; repair those DI has more events for."""
+        """Check every day in scope, newest first; repair those DI has more events for."""
         self.sealer.complete_pending_relink(org_id)
         checks = []
-        for day in self.days_in_scope(org_id, closed_through):
+        for day in reversed(self.days_in_scope(org_id, closed_through)):
             if should_stop is not None and should_stop():
                 break
             checks.append(self.reconcile_day(org_id, day))
         return checks
 
     def reconcile_day(self, org_id: str, day: date) -> DayCheck:
+        """Compare one sealed day with DI and repair it when DI has more events.
+
+        Every failure is an :class:`ArchiverError`: an unreadable archived line (a bare
+        ``JSONDecodeError`` from the shared readers) becomes an :class:`IntegrityError` naming
+        the day, so the caller can report it and carry on with other orgs.
+        """
+        try:
+            return self._reconcile_day(org_id, day)
+        except ArchiverError:
+            raise
+        except (ValueError, KeyError, TypeError) as exc:
+            raise IntegrityError(
+                f"org {org_id}: sealed day {day} holds unreadable content "
+                f"({type(exc).__name__}); run `di-archiver verify`"
+            ) from exc
+
+    def _reconcile_day(self, org_id: str, day: date) -> DayCheck:
         loaded = self.sealer.load_manifest(org_id, day)
         if loaded is None:
-            raise ValueError(f"day {day} of org {org_id} is not sealed")
+            raise IntegrityError(f"day {day} of org {org_id} is not sealed")
         manifest = loaded[0]
         start, end = day_bounds(day)
         di_count = self.source.count(org_id, *di_count_window(start, end))

@@ -52,7 +52,7 @@ def run(crash_points: list[int]) -> MemoryStore:
     ]
 
     def step_maintain() -> None:
-        maintain(
+        report = maintain(
             org_ids=[ORG],
             store=store,
             checkpoints=checkpoints,
@@ -61,6 +61,10 @@ def run(crash_points: list[int]) -> MemoryStore:
             snapshotter=engine,
             clock=lambda: source.now,
         )
+        # maintain records any org's exception and carries on with the other orgs; an
+        # injected crash stands for a killed process, so it still ends the step here.
+        if any(org.error_type == Crash.__name__ for org in report.failures):
+            raise Crash("injected crash inside maintenance")
 
     def step_late() -> None:
         for event in late:
