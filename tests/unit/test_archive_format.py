@@ -1,6 +1,8 @@
 import gzip
 import hashlib
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -98,3 +100,22 @@ def test_lines_are_compact_utf8_in_the_apis_key_order() -> None:
         line
         == '{"z":1,"id":"a","timestamp":"2026-05-04T09:15:02Z","name":"Zoë","a":[1.5]}'.encode()
     )
+
+
+def test_held_lines_cost_about_their_size_in_memory() -> None:
+    # Given a fresh interpreter that keeps 50,000 serialised ~900-byte events (a busy bucket)
+    script = (
+        "import resource\n"
+        "from di_archiver.archive_format import serialise_event\n"
+        "event = {'id': 'x' * 24, 'timestamp': '2026-05-04T09:15:02Z', 'payload': 'a' * 850}\n"
+        "def rss(): return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024\n"
+        "before = rss()\n"
+        "lines = [serialise_event(event) for _ in range(50_000)]\n"
+        "print(rss() - before, sum(map(len, lines)))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout
+    grown, raw = map(int, out.split())
+    # Then memory grows by about the lines' own size, not by an encoder buffer per line
+    assert grown < 3 * raw, (grown, raw)
