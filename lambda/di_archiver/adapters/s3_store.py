@@ -9,15 +9,17 @@ reader gets.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from di_archiver.domain.ports import StoredObject
 from di_archiver.errors import StoreError
+
+_T = TypeVar("_T")
 
 if TYPE_CHECKING:
     from boto3.s3.transfer import TransferConfig
@@ -210,16 +212,24 @@ class S3ArchiveStore:
         except (ClientError, BotoCoreError) as exc:
             raise self._fail("put", key, exc) from exc
 
-    def get_stream(self, key: str) -> IO[bytes] | None:
-        """The object's bytes as a buffered stream (caller closes it), or ``None``."""
+    def _unless_absent(self, action: str, key: str, call: Callable[[], _T]) -> _T | None:
+        """``call()``, ``None`` when the key does not exist, StoreError for any other failure."""
         try:
-            response = self.client.get_object(Bucket=self.bucket, Key=key)
+            return call()
         except ClientError as exc:
             if error_code(exc) in _NOT_FOUND_CODES:
                 return None
-            raise self._fail("get", key, exc) from exc
+            raise self._fail(action, key, exc) from exc
         except BotoCoreError as exc:
-            raise self._fail("get", key, exc) from exc
+            raise self._fail(action, key, exc) from exc
+
+    def get_stream(self, key: str) -> IO[bytes] | None:
+        """The object's bytes as a buffered stream (caller closes it), or ``None``."""
+        response = self._unless_absent(
+            "get", key, lambda: self.client.get_object(Bucket=self.bucket, Key=key)
+        )
+        if response is None:
+            return None
         raw = _S3BodyReader(response["Body"], f"S3 get s3://{self.bucket}/{key}")
         return io.BufferedReader(raw, buffer_size=_READ_BUFFER)
 
@@ -236,26 +246,19 @@ class S3ArchiveStore:
 
     def get(self, key: str) -> bytes | None:
         """The object's bytes, or ``None`` when absent."""
-        try:
-            response = self.client.get_object(Bucket=self.bucket, Key=key)
-            return response["Body"].read()
-        except ClientError as exc:
-            if error_code(exc) in _NOT_FOUND_CODES:
-                return None
-            raise self._fail("get", key, exc) from exc
-        except BotoCoreError as exc:
-            raise self._fail("get", key, exc) from exc
+
+        def read() -> bytes:
+            return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+
+        return self._unless_absent("get", key, read)
 
     def head(self, key: str) -> StoredObject | None:
         """Size and user metadata, or ``None`` when absent."""
-        try:
-            response = self.client.head_object(Bucket=self.bucket, Key=key)
-        except ClientError as exc:
-            if error_code(exc) in _NOT_FOUND_CODES:
-                return None
-            raise self._fail("head", key, exc) from exc
-        except BotoCoreError as exc:
-            raise self._fail("head", key, exc) from exc
+        response = self._unless_absent(
+            "head", key, lambda: self.client.head_object(Bucket=self.bucket, Key=key)
+        )
+        if response is None:
+            return None
         return StoredObject(
             key=key,
             size=int(response.get("ContentLength", 0)),
