@@ -68,3 +68,21 @@ class IntegrityError(ArchiverError):
 
 class QueryError(ArchiverError):
     """A local query could not be planned or run."""
+
+
+_FAILURE_MESSAGE_LIMIT = 300
+
+
+def describe_failure(exc: BaseException) -> tuple[str, str]:
+    """``(type name, message)`` for a per-org failure in a report: one line, bounded.
+
+    Our own errors are secret-free by contract and keep their message as is; any other
+    exception is prefixed with its type so e.g. a corrupt line reads as ``JSONDecodeError: ...``.
+    """
+    kind = type(exc).__name__
+    text = " ".join(str(exc).split())[:_FAILURE_MESSAGE_LIMIT] or "(no message)"
+    return kind, text if isinstance(exc, ArchiverError) else f"{kind}: {text}"
+
+
+class UnexpectedError(ArchiverError):
+    """An exception that is not ours (a bug or a library surprise), recorded for one org."""

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from di_archiver.errors import ArchiverError, DIApiError, SettingsError
+from di_archiver.errors import ArchiverError, DIApiError, SettingsError, UnexpectedError
 from di_archiver.observability import Mode
 from di_archiver.settings import ArchiverSettings
 from di_archiver.telemetry import MetricsObserver, mask_org_id, powertools
@@ -310,6 +310,14 @@ def handle(event: Any, context: LambdaContext) -> dict[str, Any]:
         if isinstance(exc, ArchiverError):
             # Our messages are secret-free by contract; no traceback needed for known failures.
             logger.error("run failed", extra={"error": type(exc).__name__, "reason": str(exc)})
+            for org_id, failure in getattr(exc, "failures", ()):
+                if isinstance(failure, UnexpectedError) and failure.__cause__ is not None:
+                    # A surprise is a bug to fix: its traceback is what the fix needs.
+                    logger.error(
+                        "unexpected failure",
+                        extra={"org": mask_org_id(org_id)},
+                        exc_info=failure.__cause__,
+                    )
         else:
             logger.exception("run failed unexpectedly", extra={"error": type(exc).__name__})
         raise

@@ -61,7 +61,13 @@ from di_archiver.domain.snapshot import (
     day_may_be_sealed,
     write_bucket,
 )
-from di_archiver.errors import ArchiverError, DITransientError, SettingsError
+from di_archiver.errors import (
+    ArchiverError,
+    DITransientError,
+    SettingsError,
+    UnexpectedError,
+    describe_failure,
+)
 from di_archiver.layout import LayoutError, validate_org_id
 from di_archiver.settings import ArchiverSettings
 from di_archiver.timestamps import NS_PER_SECOND
@@ -481,6 +487,14 @@ class ArchiveEngine:
                 except ArchiverError as exc:
                     failures.append((org_id, exc))
                     progress.error = f"{type(exc).__name__}: {exc}"
+                except Exception as exc:
+                    # A surprise in one org must not starve the orgs after it on every run;
+                    # what this org had checkpointed is durable, so carrying on is safe.
+                    _kind, text = describe_failure(exc)
+                    wrapped = UnexpectedError(f"org {org_id}: {text}")
+                    wrapped.__cause__ = exc
+                    failures.append((org_id, wrapped))
+                    progress.error = f"UnexpectedError: {text}"
                 result = progress.result()
                 results.append(result)
                 self._observer.on_org(result)

@@ -39,7 +39,7 @@ from di_archiver.domain.seal import (
     checkpoint_bucket_minutes,
     closed_through_ns,
 )
-from di_archiver.errors import ArchiverError, SettingsError
+from di_archiver.errors import ArchiverError, SettingsError, describe_failure
 from di_archiver.timestamps import NS_PER_SECOND, format_timestamp_ns
 
 RECONCILE_CURSOR_KEY = "0" * 24
@@ -52,8 +52,6 @@ org ids are ObjectIds whose first eight hex digits are their creation time (zero
 CURSOR_SCHEMA_VERSION = 1
 CURSOR_SAVE_EVERY = 20
 """Units between cursor saves; a unit that re-read buckets or failed is saved at once."""
-
-_MESSAGE_LIMIT = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,17 +152,6 @@ def rotate(
         return ordered
     split = bisect.bisect_right([u.order for u in ordered], after.order)
     return ordered[split:] + ordered[:split]
-
-
-def describe_failure(exc: BaseException) -> tuple[str, str]:
-    """``(type name, message)`` for the report: one line, bounded.
-
-    Our own errors are secret-free by contract and keep their message as is; any other
-    exception is prefixed with its type so e.g. a corrupt line reads as ``JSONDecodeError: ...``.
-    """
-    kind = type(exc).__name__
-    text = " ".join(str(exc).split())[:_MESSAGE_LIMIT] or "(no message)"
-    return kind, text if isinstance(exc, ArchiverError) else f"{kind}: {text}"
 
 
 @dataclass

@@ -6,7 +6,13 @@ import pytest
 
 from di_archiver.domain.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from di_archiver.domain.engine import EngineConfig, EngineRunError
-from di_archiver.errors import CheckpointError, DIAuthenticationError, SettingsError, StoreError
+from di_archiver.errors import (
+    CheckpointError,
+    DIAuthenticationError,
+    SettingsError,
+    StoreError,
+    UnexpectedError,
+)
 from di_archiver.settings import ArchiverSettings
 from tests.unit.engine.fakes import ORG, ORG_B, FakeSource, event
 from tests.unit.engine.helpers import HOUR, MINUTE, NOW, at, rig
@@ -134,6 +140,24 @@ def test_one_orgs_permanent_error_does_not_stop_the_others() -> None:
     assert not any(f"org={ORG}/" in k for k in r.store.objects)
     assert r.checkpoints.documents[ORG_B]["closed_through"] == "2026-05-04T10:00:00Z"
     assert [o.org_id for o in r.observer.orgs] == [ORG, ORG_B]
+
+
+def test_an_unexpected_exception_in_one_org_does_not_starve_the_others() -> None:
+    # Given org A's source raises something that is not an ArchiverError (a bug, a surprise)
+    source = corpus()
+    source.add(ORG_B, event("2026-05-04T07:00:00Z", "b-event"))
+    source.errors[ORG] = RuntimeError("something nobody planned for")
+    r = rig(source)
+    # When both run
+    with pytest.raises(EngineRunError) as caught:
+        r.engine.run([ORG, ORG_B])
+    # Then B is archived and checkpointed, and A's failure is recorded with its type
+    report = caught.value.report
+    assert [o.org_id for o in report.failed] == [ORG]
+    assert "RuntimeError: something nobody planned for" in (report.failed[0].error or "")
+    assert isinstance(caught.value.failures[0][1], UnexpectedError)
+    assert isinstance(caught.value.failures[0][1].__cause__, RuntimeError)
+    assert r.checkpoints.documents[ORG_B]["closed_through"] == "2026-05-04T10:00:00Z"
 
 
 def test_resnapshot_aligns_outward_and_never_moves_the_checkpoint() -> None:

@@ -7,10 +7,10 @@ from datetime import timedelta
 
 import pytest
 
-from di_archiver.domain.maintenance import MaintenanceReport, describe_failure, maintain
+from di_archiver.domain.maintenance import MaintenanceReport, maintain
 from di_archiver.domain.reconcile import Reconciler
 from di_archiver.domain.seal import DaySealer
-from di_archiver.errors import ArchiverError, IntegrityError, SettingsError
+from di_archiver.errors import ArchiverError, IntegrityError, SettingsError, describe_failure
 from di_archiver.layout import bucket_object_key, manifest_key, sealed_day_key
 from tests.unit.integrity.fakes import (
     DAY,
