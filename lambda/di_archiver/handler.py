@@ -178,16 +178,14 @@ def _maintain(
     from di_archiver.domain.maintenance import maintain  # noqa: PLC0415
     from di_archiver.observability import Metric  # noqa: PLC0415
     from di_archiver.wiring import (  # noqa: PLC0415
-        build_checkpoints,
-        build_store,
         object_lock_retention,
     )
 
     logger, metrics, _ = powertools()
     report = maintain(
         org_ids=list(settings.org_ids),
-        store=build_store(settings),
-        checkpoints=build_checkpoints(settings),
+        store=runtime.store,
+        checkpoints=runtime.checkpoints,
         prefix=settings.archive_prefix,
         source=runtime.source,
         snapshotter=runtime.engine,
@@ -237,7 +235,6 @@ def _verify(
     from di_archiver.domain.verify import verify_archive  # noqa: PLC0415
     from di_archiver.errors import IntegrityError  # noqa: PLC0415
     from di_archiver.observability import Metric  # noqa: PLC0415
-    from di_archiver.wiring import build_store  # noqa: PLC0415
 
     logger, metrics, _ = powertools()
     # A scheduled verify reads a recent window so it fits one invocation on any archive size;
@@ -246,7 +243,7 @@ def _verify(
     if invocation.days is not None:
         start_day = (datetime.now(UTC) - timedelta(days=invocation.days)).date()
     report = verify_archive(
-        build_store(settings),
+        runtime.store,
         prefix=settings.archive_prefix,
         org_ids=settings.org_ids,
         start_day=start_day,

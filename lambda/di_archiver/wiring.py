@@ -32,10 +32,12 @@ class Closeable(Protocol):
 
 @dataclass
 class Runtime:
-    """An engine plus what must be closed after the run and the DI client (for its stats)."""
+    """An engine, the stores and source it was built on, and what must be closed after the run."""
 
     engine: ArchiveEngine
     source: EventSource
+    store: ArchiveStore
+    checkpoints: CheckpointStore
     closeables: list[Closeable] = field(default_factory=list)
 
     def close(self) -> None:
@@ -170,7 +172,13 @@ def build_runtime(
         observer=observer,
         **extra,
     )
-    return Runtime(engine=engine, source=source, closeables=closeables)
+    return Runtime(
+        engine=engine,
+        source=source,
+        store=store,
+        checkpoints=checkpoints,
+        closeables=closeables,
+    )
 
 
 def build_engine(

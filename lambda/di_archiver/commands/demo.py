@@ -131,7 +131,7 @@ def run_demo(
         OrgSpec,
     )
     from di_archiver.timestamps import NS_PER_SECOND  # noqa: PLC0415
-    from di_archiver.wiring import build_checkpoints, build_runtime, build_store  # noqa: PLC0415
+    from di_archiver.wiring import build_runtime  # noqa: PLC0415
 
     if not 0.0 <= fault_rate <= 0.15:
         raise SettingsError("--fault-rate must be between 0 and 0.15 (per fault type)")
@@ -187,8 +187,8 @@ def run_demo(
             runtime.engine.run(org_ids)
             maintenance = maintain(
                 org_ids=org_ids,
-                store=build_store(settings),
-                checkpoints=build_checkpoints(settings),
+                store=runtime.store,
+                checkpoints=runtime.checkpoints,
                 prefix=settings.archive_prefix,
                 source=runtime.source,
                 snapshotter=runtime.engine,
@@ -201,7 +201,7 @@ def run_demo(
         result.days_sealed = maintenance.days_sealed
         result.days_repaired = maintenance.days_repaired
         result.api_retries, result.api_errors = runtime.api_stats()
-        verified = verify_archive(build_store(settings), prefix=settings.archive_prefix)
+        verified = verify_archive(runtime.store, prefix=settings.archive_prefix)
         result.verify_findings = len(verified.findings)
         result.manifests = verified.manifests_checked
         horizon_ns = clock.now_ns() - LAG_SECONDS * NS_PER_SECOND
