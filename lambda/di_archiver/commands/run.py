@@ -46,7 +46,8 @@ def add_destination_arguments(parser: argparse.ArgumentParser) -> None:
         "--checkpoint",
         metavar="ssm:/PATH | FILE.json",
         help="Checkpoint store: an SSM parameter path, or a local JSON file. Default: "
-        f"DIR/{LOCAL_CHECKPOINT_NAME} for a local archive, SSM /di-archiver/checkpoints for S3.",
+        f"DIR/{LOCAL_CHECKPOINT_NAME} for a local archive, SSM /di-archiver/checkpoints for S3 "
+        "(a deployed stack uses ssm:/di-archiver/<stackName>/checkpoints).",
     )
     parser.add_argument(
         "--endpoint-url",
@@ -56,9 +57,8 @@ def add_destination_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bucket-minutes", type=int, help="Bucket width (divides 1440).")
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Register ``run``'s arguments."""
-    add_destination_arguments(parser)
+def add_di_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments naming the DI API and where its credential comes from (run, seal, reconcile)."""
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--base-url", help="DI API base URL (e.g. the simulator's).")
     source.add_argument(
@@ -79,6 +79,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=[k.value for k in AuthKind],
         help="Credential kind in --secret-id (default api_key).",
     )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register ``run``'s arguments."""
+    add_destination_arguments(parser)
+    add_di_arguments(parser)
     parser.add_argument("--services", help="Comma-separated DI services (default: all).")
     parser.add_argument("--lag", type=int, metavar="SECONDS", help="Stay this far behind now.")
     parser.add_argument(

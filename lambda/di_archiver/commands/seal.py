@@ -17,7 +17,7 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from di_archiver.errors import SettingsError, StoreError
-from di_archiver.settings import AuthKind, ObjectLockMode, Region
+from di_archiver.settings import ObjectLockMode
 
 if TYPE_CHECKING:
     from di_archiver.domain.maintenance import MaintenanceReport
@@ -31,25 +31,13 @@ HELP = "Seal closed days: one object per (org, service, day), chained manifests.
 
 def add_source_arguments(parser: argparse.ArgumentParser) -> None:
     """``run``'s destination, DI and credential arguments (seal, reconcile)."""
-    from di_archiver.commands.run import add_destination_arguments  # noqa: PLC0415
+    from di_archiver.commands.run import (  # noqa: PLC0415
+        add_destination_arguments,
+        add_di_arguments,
+    )
 
     add_destination_arguments(parser)
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument("--base-url", help="DI API base URL (e.g. the simulator's).")
-    source.add_argument(
-        "--region", choices=[r.value for r in Region], help="JumpCloud data centre."
-    )
-    parser.add_argument("--token-url", help="OAuth token URL for service accounts.")
-    credential = parser.add_mutually_exclusive_group()
-    credential.add_argument("--secret-id", help="Secrets Manager secret holding the credential.")
-    credential.add_argument(
-        "--api-key-env",
-        metavar="VAR",
-        help="Environment variable holding the API key (default JUMPCLOUD_API_KEY).",
-    )
-    parser.add_argument(
-        "--auth-kind", choices=[k.value for k in AuthKind], help="Credential kind in --secret-id."
-    )
+    add_di_arguments(parser)
     parser.add_argument("--lookback-days", type=int, help="Reconcile this far back (1-90).")
     parser.add_argument(
         "--object-lock-mode",

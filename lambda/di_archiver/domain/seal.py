@@ -151,8 +151,7 @@ class RecordingLockStore:
         mode: LockMode,
     ) -> None:
         self.inner.put(key, body, metadata)
-        previous = self.retention.get(key, (0, mode))[0]
-        self.retention[key] = (max(previous, retain_until_ns), mode)
+        self._retain(key, retain_until_ns, mode)
 
     def put_file(
         self, key: str, fileobj: IO[bytes], size: int, metadata: Mapping[str, str]
@@ -170,6 +169,10 @@ class RecordingLockStore:
         mode: LockMode,
     ) -> None:
         put_fileobj(self.inner, key, fileobj, size, metadata)
+        self._retain(key, retain_until_ns, mode)
+
+    def _retain(self, key: str, retain_until_ns: int, mode: LockMode) -> None:
+        # Like S3, a new version never shortens the protection an older one already has.
         previous = self.retention.get(key, (0, mode))[0]
         self.retention[key] = (max(previous, retain_until_ns), mode)
 
