@@ -7,14 +7,19 @@ not secret, but logs travel further than the archive does.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from di_archiver.errors import ArchiverError, DIApiError, UnexpectedError
 from di_archiver.observability import METRICS_NAMESPACE, SERVICE_NAME, Metric
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Logger, Metrics, Tracer
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+Result = TypeVar("Result")
 
 
 def mask_org_id(org_id: str) -> str:
@@ -102,6 +107,21 @@ class MetricsObserver:
         }
         self.logger.warning(message, extra=safe)
 
+    def succeeded(self, summary: dict[str, Any], *, api_retries: int, freshness: bool) -> None:
+        """Metrics and the closing log line of a run that succeeded."""
+        self.finish(succeeded=True, api_retries=api_retries, freshness=freshness)
+        self.logger.info("run finished", extra={**summary, "orgs_masked": self.totals.orgs})
+
+    def failed(self, exc: BaseException, *, api_retries: int, freshness: bool) -> None:
+        """Metrics and log lines of a run that failed with ``exc`` (the caller re-raises)."""
+        self.finish(
+            succeeded=False,
+            api_retries=api_retries,
+            api_errors=api_failures(exc),
+            freshness=freshness,
+        )
+        log_failure(exc, self.logger)
+
     def finish(
         self,
         *,
@@ -136,3 +156,90 @@ class MetricsObserver:
             )
         add(name=Metric.RUN_SUCCEEDED, unit=MetricUnit.Count, value=1 if succeeded else 0)
         add(name=Metric.RUN_FAILED, unit=MetricUnit.Count, value=0 if succeeded else 1)
+
+
+def emit_maintenance(report: Any) -> None:
+    """Metrics of a maintain run, and one log line per day reconcile did not find matching."""
+    from aws_lambda_powertools.metrics import MetricUnit  # noqa: PLC0415
+
+    logger, metrics, _ = powertools()
+    metrics.add_metric(name=Metric.DAYS_SEALED, unit=MetricUnit.Count, value=report.days_sealed)
+    metrics.add_metric(name=Metric.DAYS_REPAIRED, unit=MetricUnit.Count, value=report.days_repaired)
+    metrics.add_metric(
+        name=Metric.MAINTENANCE_FAILED, unit=MetricUnit.Count, value=len(report.failures)
+    )
+    for org in report.orgs:
+        for check in org.checks:
+            if check.status != "ok":
+                logger.info(
+                    "day reconciled",
+                    extra={
+                        "org": mask_org_id(org.org_id),
+                        "day": check.day.isoformat(),
+                        "status": check.status,
+                        "di_count": check.di_count,
+                        "archived_before": check.archived_before,
+                        "archived_after": check.archived_after,
+                    },
+                )
+
+
+def emit_verify(report: Any) -> None:
+    """The VerifyFindings metric and the first hundred findings as log lines."""
+    from aws_lambda_powertools.metrics import MetricUnit  # noqa: PLC0415
+
+    logger, metrics, _ = powertools()
+    metrics.add_metric(
+        name=Metric.VERIFY_FINDINGS, unit=MetricUnit.Count, value=len(report.findings)
+    )
+    for finding in report.findings[:100]:
+        logger.warning("verify finding", extra={"kind": finding.kind, "key": finding.key})
+
+
+def log_failure(exc: BaseException, logger: Logger) -> None:
+    """Log why a run failed: our errors without a traceback, surprises with theirs."""
+    if not isinstance(exc, ArchiverError):
+        logger.exception("run failed unexpectedly", extra={"error": type(exc).__name__})
+        return
+    # Our messages are secret-free by contract; no traceback needed for known failures.
+    logger.error("run failed", extra={"error": type(exc).__name__, "reason": str(exc)})
+    for org_id, failure in getattr(exc, "failures", ()):
+        if isinstance(failure, UnexpectedError) and failure.__cause__ is not None:
+            # A surprise is a bug to fix: its traceback is what the fix needs.
+            logger.error(
+                "unexpected failure", extra={"org": mask_org_id(org_id)}, exc_info=failure.__cause__
+            )
+
+
+def api_failures(exc: BaseException) -> int:
+    """DI errors that ended a run or an org's part of it (retried faults are ApiRetries)."""
+    if isinstance(exc, DIApiError):
+        return 1
+    return sum(1 for _org, error in getattr(exc, "failures", ()) if isinstance(error, DIApiError))
+
+
+def lambda_entry(
+    handle: Callable[[Any, LambdaContext], Result],
+) -> Callable[[Any, LambdaContext], Result]:
+    """``handle`` wrapped in Powertools' context logging, metrics flush and tracing.
+
+    Powertools objects read the environment when created, so the wrapping happens on the first
+    invocation rather than at import time.
+    """
+
+    @cache
+    def decorated() -> Callable[[Any, LambdaContext], Result]:
+        logger, metrics, tracer = powertools()
+
+        @logger.inject_lambda_context(clear_state=True)
+        @metrics.log_metrics
+        @tracer.capture_lambda_handler(capture_response=False)
+        def wrapped(event: Any, context: LambdaContext) -> Result:
+            return handle(event, context)
+
+        return wrapped
+
+    def entry(event: Any, context: LambdaContext) -> Result:
+        return decorated()(event, context)
+
+    return entry

@@ -7,10 +7,11 @@ SSM), so the handler and every CLI command archive in exactly the same way.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
+from di_archiver.application.maintain import object_lock_retention
+from di_archiver.application.runtime import Closeable, Runtime
 from di_archiver.errors import SettingsError
 from di_archiver.settings import ArchiverSettings
 
@@ -23,41 +24,6 @@ if TYPE_CHECKING:
     from di_archiver.adapters.di_auth import Credentials
     from di_archiver.domain.engine import ArchiveEngine, RunObserver
     from di_archiver.domain.ports import ArchiveStore, CheckpointStore, EventSource
-    from di_archiver.domain.seal import Retention
-
-
-class Closeable(Protocol):
-    def close(self) -> None: ...
-
-
-@dataclass
-class Runtime:
-    """An engine, the stores and source it was built on, and what must be closed after the run."""
-
-    engine: ArchiveEngine
-    source: EventSource
-    store: ArchiveStore
-    checkpoints: CheckpointStore
-    closeables: list[Closeable] = field(default_factory=list)
-
-    def close(self) -> None:
-        """Close every owned resource (HTTP connections); safe to call twice."""
-        while self.closeables:
-            self.closeables.pop().close()
-
-    def api_stats(self) -> tuple[int, int]:
-        """``(retries, absorbed faults)`` the DI client saw; zeros for other sources.
-
-        Absorbed faults were retried successfully: they are not ApiErrors (which alarm).
-        """
-        stats = getattr(self.source, "stats", None)
-        if stats is None:
-            return 0, 0
-        errors = sum(
-            int(getattr(stats, name, 0))
-            for name in ("throttles", "server_errors", "transport_errors", "truncated")
-        )
-        return int(getattr(stats, "retries", 0)), errors
 
 
 def build_store(
@@ -206,10 +172,32 @@ def build_engine(
     return runtime.engine, runtime.closeables
 
 
-def object_lock_retention(settings: ArchiverSettings) -> Retention | None:
-    """Object Lock retention for sealed days and manifests, when the settings ask for it."""
-    if settings.object_lock_mode is None or settings.object_lock_days is None:
-        return None
-    from di_archiver.domain.seal import Retention  # noqa: PLC0415
+def store_for_location(
+    archive: str, *, endpoint_url: str | None = None, default_prefix: str = "di"
+) -> tuple[ArchiveStore, str]:
+    """``(store, prefix)`` for ``s3://BUCKET/PREFIX`` or a local directory (prefix ``di``)."""
+    if archive.startswith("s3://"):
+        from di_archiver.adapters.s3_store import S3ArchiveStore  # noqa: PLC0415
 
-    return Retention(days=settings.object_lock_days, mode=settings.object_lock_mode.value)
+        bucket, _, prefix = archive.removeprefix("s3://").partition("/")
+        if not bucket:
+            raise SettingsError("--archive s3://BUCKET/PREFIX needs a bucket name")
+        return S3ArchiveStore(bucket, endpoint_url=endpoint_url), prefix.strip(
+            "/"
+        ) or default_prefix
+    from di_archiver.adapters.local_store import LocalArchiveStore  # noqa: PLC0415
+
+    return LocalArchiveStore(archive), default_prefix
+
+
+__all__ = [
+    "Closeable",
+    "Runtime",
+    "build_checkpoints",
+    "build_engine",
+    "build_runtime",
+    "build_store",
+    "load_credentials",
+    "object_lock_retention",
+    "store_for_location",
+]

@@ -116,6 +116,24 @@ class S3ArchiveStore:
             )
         return self._client
 
+    def object_lock_enabled(self) -> bool:
+        """Whether the bucket has Object Lock enabled (decides if sealed objects must lock)."""
+        try:
+            answer = self.client.get_object_lock_configuration(Bucket=self.bucket)
+        except ClientError as exc:
+            if error_code(exc) == "ObjectLockConfigurationNotFoundError":
+                return False
+            raise StoreError(
+                f"cannot read the Object Lock configuration of bucket {self.bucket} "
+                f"({error_code(exc)}); it decides whether sealed objects must be locked"
+            ) from exc
+        except BotoCoreError as exc:
+            raise StoreError(
+                f"cannot read the Object Lock configuration of bucket {self.bucket} "
+                f"({error_code(exc)})"
+            ) from exc
+        return answer.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled") == "Enabled"
+
     def _fail(self, action: str, key: str, exc: Exception) -> StoreError:
         return StoreError(f"S3 {action} s3://{self.bucket}/{key} failed: {error_code(exc)}")
 

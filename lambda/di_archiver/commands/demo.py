@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import logging
 import shutil
 import time
@@ -22,8 +23,23 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from di_archiver import application
+from di_archiver.adapters.local_store import LocalArchiveStore
+from di_archiver.adapters.retry import RetryPolicy
+from di_archiver.archive_format import decode_lines, event_timestamp_ns, serialise_event
 from di_archiver.errors import SettingsError
+from di_archiver.layout import parse_object_key
 from di_archiver.settings import ArchiverSettings
+from di_archiver.simulator import Simulator, SimulatorClock, SimulatorConfig
+from di_archiver.simulator.config import (
+    DEMO_API_KEY,
+    DEMO_ORG_ID,
+    FaultConfig,
+    LateIndexingConfig,
+    OrgSpec,
+)
+from di_archiver.timestamps import NS_PER_SECOND
+from di_archiver.wiring import build_runtime
 
 NAME = "demo"
 HELP = "Archive a simulated org into ./demo-archive and prove every event is there exactly once."
@@ -90,10 +106,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _archive_contents(result: DemoResult, store_dir: Path) -> Counter[bytes]:
-    from di_archiver.adapters.local_store import LocalArchiveStore  # noqa: PLC0415
-    from di_archiver.archive_format import decode_lines  # noqa: PLC0415
-    from di_archiver.layout import parse_object_key  # noqa: PLC0415
-
     store = LocalArchiveStore(store_dir)
     lines: Counter[bytes] = Counter()
     for stored in store.list(result.prefix + "/"):
@@ -118,21 +130,6 @@ def run_demo(
     keep: bool = False,
 ) -> DemoResult:
     """Run the demo and return its result (``main`` prints it)."""
-    from di_archiver.adapters.retry import RetryPolicy  # noqa: PLC0415
-    from di_archiver.archive_format import serialise_event  # noqa: PLC0415
-    from di_archiver.domain.maintenance import maintain  # noqa: PLC0415
-    from di_archiver.domain.verify import verify_archive  # noqa: PLC0415
-    from di_archiver.simulator import Simulator, SimulatorClock, SimulatorConfig  # noqa: PLC0415
-    from di_archiver.simulator.config import (  # noqa: PLC0415
-        DEMO_API_KEY,
-        DEMO_ORG_ID,
-        FaultConfig,
-        LateIndexingConfig,
-        OrgSpec,
-    )
-    from di_archiver.timestamps import NS_PER_SECOND  # noqa: PLC0415
-    from di_archiver.wiring import build_runtime  # noqa: PLC0415
-
     if not 0.0 <= fault_rate <= 0.15:
         raise SettingsError("--fault-rate must be between 0 and 0.15 (per fault type)")
     if events < 1 or not 0 < days <= 30:
@@ -179,21 +176,13 @@ def run_demo(
             clock=clock.now_ns,
             client_options={"retry": fast_retry},
         )
-        org_ids = list(settings.org_ids)
         try:
-            result.first_run_events = runtime.engine.run(org_ids).events
+            result.first_run_events = application.archive(settings, runtime).events
             first_pass = _archive_contents(DemoResult(directory, result.prefix, ()), directory)
             clock.advance(ADVANCE_SECONDS)
-            runtime.engine.run(org_ids)
-            maintenance = maintain(
-                org_ids=org_ids,
-                store=runtime.store,
-                checkpoints=runtime.checkpoints,
-                prefix=settings.archive_prefix,
-                source=runtime.source,
-                snapshotter=runtime.engine,
-                lookback_ns=settings.lookback_days * 86_400 * NS_PER_SECOND,
-                clock=clock.now_ns,
+            application.archive(settings, runtime)
+            maintenance = application.maintain(
+                settings, runtime.maintenance_ports, clock=clock.now_ns
             )
         finally:
             runtime.close()
@@ -201,7 +190,7 @@ def run_demo(
         result.days_sealed = maintenance.days_sealed
         result.days_repaired = maintenance.days_repaired
         result.api_retries, result.api_errors = runtime.api_stats()
-        verified = verify_archive(runtime.store, prefix=settings.archive_prefix)
+        verified = application.verify(runtime.store, prefix=settings.archive_prefix)
         result.verify_findings = len(verified.findings)
         result.manifests = verified.manifests_checked
         horizon_ns = clock.now_ns() - LAG_SECONDS * NS_PER_SECOND
@@ -223,10 +212,6 @@ def run_demo(
 
 
 def _ts_ns(line: bytes) -> int:
-    import json  # noqa: PLC0415
-
-    from di_archiver.archive_format import event_timestamp_ns  # noqa: PLC0415
-
     return event_timestamp_ns(json.loads(line))
 
 

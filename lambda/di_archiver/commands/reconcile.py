@@ -7,19 +7,17 @@ from __future__ import annotations
 
 import argparse
 
+from di_archiver.commands.seal import add_source_arguments, execute
+
 NAME = "reconcile"
 HELP = "Seal closed days, then re-read and re-seal days where DI counts more events."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register ``reconcile``'s arguments (those of ``run`` that apply)."""
-    from di_archiver.commands.seal import add_source_arguments  # noqa: PLC0415
-
     add_source_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     """Seal and reconcile each org; exit 1 when an org failed."""
-    from di_archiver.commands.seal import execute  # noqa: PLC0415
-
     return execute(args, reconcile=True, offline=False)

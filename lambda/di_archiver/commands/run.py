@@ -12,9 +12,12 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from di_archiver import application
+from di_archiver.adapters.secrets import secret_from_env
 from di_archiver.errors import SettingsError
 from di_archiver.settings import ArchiverSettings, AuthKind, Region
 from di_archiver.timestamps import format_timestamp_ns, parse_timestamp_ns
+from di_archiver.wiring import build_runtime
 
 if TYPE_CHECKING:
     from di_archiver.domain.engine import RunReport
@@ -133,8 +136,6 @@ def settings_from_args(
 
     The credential is read here, before the settings are built, and never becomes a setting.
     """
-    from di_archiver.adapters.secrets import secret_from_env  # noqa: PLC0415
-
     values = destination_values(args)
     optional = {
         "base_url": args.base_url,
@@ -179,8 +180,6 @@ def format_report(report: RunReport) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     """Run one pass; exit 0 on success (errors exit 2 through the CLI)."""
-    from di_archiver.wiring import build_runtime  # noqa: PLC0415
-
     settings, secret = settings_from_args(args)
     window: tuple[int, int] | None = None
     if args.resnapshot:
@@ -191,14 +190,16 @@ def run(args: argparse.Namespace) -> int:
     runtime = build_runtime(settings, secret=secret, endpoint_url=args.endpoint_url)
     try:
         if window is None:
-            reports = [runtime.engine.run(list(settings.org_ids))]
+            report = application.archive(settings, runtime)
         else:
-            reports = [runtime.engine.resnapshot(org_id, *window) for org_id in settings.org_ids]
+            start, end = window
+            report = application.resnapshot(settings, runtime, start_ns=start, end_ns=end)
     finally:
         runtime.close()
-    for report in reports:
-        for line in format_report(report):
+    for run_report in report.runs:
+        for line in format_report(run_report):
             print(line)
-    retries, errors = runtime.api_stats()
-    print(f"API: {retries} retries, {errors} transient errors absorbed")
+    print(
+        f"API: {report.api_retries} retries, {report.api_errors_absorbed} transient errors absorbed"
+    )
     return 0

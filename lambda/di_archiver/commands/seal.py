@@ -16,14 +16,19 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from di_archiver.errors import SettingsError, StoreError
-from di_archiver.settings import ObjectLockMode
+from di_archiver import application
+from di_archiver.commands.run import (
+    add_destination_arguments,
+    add_di_arguments,
+    destination_values,
+    settings_from_args,
+)
+from di_archiver.settings import ArchiverSettings, ObjectLockMode
+from di_archiver.wiring import build_checkpoints, build_runtime, build_store
 
 if TYPE_CHECKING:
     from di_archiver.domain.maintenance import MaintenanceReport
-    from di_archiver.domain.ports import ArchiveStore
-    from di_archiver.domain.seal import Retention, SealResult
-    from di_archiver.settings import ArchiverSettings
+    from di_archiver.domain.seal import SealResult
 
 NAME = "seal"
 HELP = "Seal closed days: one object per (org, service, day), chained manifests."
@@ -31,11 +36,6 @@ HELP = "Seal closed days: one object per (org, service, day), chained manifests.
 
 def add_source_arguments(parser: argparse.ArgumentParser) -> None:
     """``run``'s destination, DI and credential arguments (seal, reconcile)."""
-    from di_archiver.commands.run import (  # noqa: PLC0415
-        add_destination_arguments,
-        add_di_arguments,
-    )
-
     add_destination_arguments(parser)
     add_di_arguments(parser)
     parser.add_argument("--lookback-days", type=int, help="Reconcile this far back (1-90).")
@@ -73,9 +73,6 @@ def build_settings(
     args: argparse.Namespace, *, offline: bool
 ) -> tuple[ArchiverSettings, dict[str, str] | None]:
     """Validated settings (with any Object Lock flags) plus the credential read from the env."""
-    from di_archiver.commands.run import destination_values, settings_from_args  # noqa: PLC0415
-    from di_archiver.settings import ArchiverSettings  # noqa: PLC0415
-
     lock = _lock_values(args)
     if offline:
         return ArchiverSettings.build({**destination_values(args), **lock}), None
@@ -84,51 +81,6 @@ def build_settings(
         # Re-validated, so "both or neither" is enforced exactly as for the Lambda's settings.
         settings = ArchiverSettings.build({**settings.model_dump(), **lock})
     return settings, secret
-
-
-def bucket_has_object_lock(store: ArchiveStore) -> bool:
-    """Whether the S3 bucket behind ``store`` has Object Lock enabled."""
-    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
-
-    from di_archiver.adapters.s3_store import S3ArchiveStore, error_code  # noqa: PLC0415
-
-    if not isinstance(store, S3ArchiveStore):
-        return False
-    try:
-        answer = store.client.get_object_lock_configuration(Bucket=store.bucket)
-    except ClientError as exc:
-        if error_code(exc) == "ObjectLockConfigurationNotFoundError":
-            return False
-        raise StoreError(
-            f"cannot read the Object Lock configuration of bucket {store.bucket} "
-            f"({error_code(exc)}); it decides whether sealed objects must be locked"
-        ) from exc
-    except BotoCoreError as exc:
-        raise StoreError(
-            f"cannot read the Object Lock configuration of bucket {store.bucket} "
-            f"({error_code(exc)})"
-        ) from exc
-    return answer.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled") == "Enabled"
-
-
-def check_object_lock(store: ArchiveStore, retention: Retention | None) -> None:
-    """Refuse to write unlocked sealed objects into a locked bucket, or locked ones elsewhere."""
-    from di_archiver.adapters.s3_store import S3ArchiveStore  # noqa: PLC0415
-
-    if not isinstance(store, S3ArchiveStore):
-        return  # a local archive cannot lock; DaySealer refuses retention there itself
-    locked = bucket_has_object_lock(store)
-    if locked and retention is None:
-        raise SettingsError(
-            f"bucket {store.bucket} has Object Lock enabled: pass --object-lock-mode and "
-            "--object-lock-days (the deployment's retention) so sealed objects and manifests "
-            "written by this command are locked like the others"
-        )
-    if not locked and retention is not None:
-        raise SettingsError(
-            f"bucket {store.bucket} does not have Object Lock enabled: drop --object-lock-mode "
-            "and --object-lock-days"
-        )
 
 
 class PrintingObserver:
@@ -167,35 +119,22 @@ def print_report(report: MaintenanceReport) -> int:
 
 def execute(args: argparse.Namespace, *, reconcile: bool, offline: bool) -> int:
     """Shared body of ``seal`` and ``reconcile``."""
-    from di_archiver.domain.maintenance import maintain  # noqa: PLC0415
-    from di_archiver.timestamps import NS_PER_SECOND  # noqa: PLC0415
-    from di_archiver.wiring import (  # noqa: PLC0415
-        build_checkpoints,
-        build_runtime,
-        build_store,
-        object_lock_retention,
-    )
-
     settings, secret = build_settings(args, offline=offline)
     store = build_store(settings, endpoint_url=args.endpoint_url)
-    retention = object_lock_retention(settings)
     # Before any credential is read or object written: a refusal must leave nothing behind.
-    check_object_lock(store, retention)
+    application.check_object_lock(store, application.object_lock_retention(settings))
     runtime = (
         None if offline else build_runtime(settings, secret=secret, endpoint_url=args.endpoint_url)
     )
+    ports = application.MaintenancePorts(
+        store=store,
+        checkpoints=build_checkpoints(settings, endpoint_url=args.endpoint_url),
+        source=runtime.source if runtime else None,
+        snapshotter=runtime.engine if runtime else None,
+    )
     try:
-        report = maintain(
-            org_ids=list(settings.org_ids),
-            store=store,
-            checkpoints=build_checkpoints(settings, endpoint_url=args.endpoint_url),
-            prefix=settings.archive_prefix,
-            source=runtime.source if runtime else None,
-            snapshotter=runtime.engine if runtime else None,
-            lookback_ns=settings.lookback_days * 86_400 * NS_PER_SECOND,
-            observer=PrintingObserver(),
-            retention=retention,
-            reconcile=reconcile,
+        report = application.maintain(
+            settings, ports, reconcile=reconcile, observer=PrintingObserver()
         )
     finally:
         if runtime is not None:

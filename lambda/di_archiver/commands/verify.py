@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 from datetime import date
 
+from di_archiver import application
 from di_archiver.errors import SettingsError
+from di_archiver.wiring import store_for_location
 
 NAME = "verify"
 HELP = "Verify hashes, counts and the manifest chain of a local or S3 archive."
@@ -45,23 +47,10 @@ def _day(value: str | None, flag: str) -> date | None:
 
 def run(args: argparse.Namespace) -> int:
     """Verify and print findings; exit 1 when there is any."""
-    from di_archiver.domain.verify import verify_archive  # noqa: PLC0415
-
-    archive: str = args.archive
-    if archive.startswith("s3://"):
-        from di_archiver.adapters.s3_store import S3ArchiveStore  # noqa: PLC0415
-
-        bucket, _, prefix = archive.removeprefix("s3://").partition("/")
-        if not bucket:
-            raise SettingsError("--archive s3://BUCKET/PREFIX needs a bucket name")
-        store = S3ArchiveStore(bucket, endpoint_url=args.endpoint_url)
-        prefix = prefix.strip("/") or DEFAULT_PREFIX
-    else:
-        from di_archiver.adapters.local_store import LocalArchiveStore  # noqa: PLC0415
-
-        store = LocalArchiveStore(archive)  # type: ignore[assignment]
-        prefix = DEFAULT_PREFIX
-    report = verify_archive(
+    store, prefix = store_for_location(
+        args.archive, endpoint_url=args.endpoint_url, default_prefix=DEFAULT_PREFIX
+    )
+    report = application.verify(
         store,
         prefix=prefix,
         org_ids=args.orgs,

@@ -61,6 +61,16 @@ class PrefixListingStore(Protocol):
         """Distinct ``prefix + part + "/"`` for keys under ``prefix`` (S3 common prefixes)."""
 
 
+@runtime_checkable
+class ObjectLockProbe(Protocol):
+    """Optional extension of :class:`ArchiveStore`: a bucket that can say whether it locks."""
+
+    bucket: str
+
+    def object_lock_enabled(self) -> bool:
+        """Whether S3 Object Lock is enabled on the bucket (a StoreError if unreadable)."""
+
+
 def child_prefixes(store: ArchiveStore, prefix: str) -> list[str]:
     """One level of the key tree under ``prefix``, sorted; falls back to a full listing."""
     if isinstance(store, PrefixListingStore):

@@ -22,15 +22,14 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import boto3
 import duckdb
 import sqlglot
-from botocore.exceptions import BotoCoreError, ClientError
 from sqlglot import exp
 from sqlglot.dialects.athena import Athena
 from sqlglot.errors import ParseError
 from sqlglot.tokenizer_core import TokenType
 
+from di_archiver.adapters.s3_partitions import download_s3_partitions
 from di_archiver.errors import QueryError
 from di_archiver.layout import DATE_PARTITION, OBJECT_SUFFIX, ORG_PARTITION, SERVICE_PARTITION
 from di_archiver.query import schema
@@ -252,55 +251,6 @@ def local_partition_files(root: Path, days: DayRange) -> list[PartitionFile]:
     return found
 
 
-def _s3_common_prefixes(client: Any, bucket: str, prefix: str) -> list[str]:
-    out: list[str] = []
-    for page in client.get_paginator("list_objects_v2").paginate(
-        Bucket=bucket, Prefix=prefix, Delimiter="/"
-    ):
-        out.extend(p["Prefix"] for p in page.get("CommonPrefixes", []))
-    return out
-
-
-def download_s3_partitions(
-    client: Any, bucket: str, prefix: str, days: DayRange, target: Path
-) -> None:
-    """Copy only the objects of the days in ``days`` to ``target`` (same relative keys).
-
-    Per (org, service) one listing starts right at ``dt=<first day>`` (StartAfter) and stops
-    past the last day, so a narrow query lists and downloads only what it reads.
-    """
-    base = prefix.strip("/") + "/" if prefix.strip("/") else ""
-    try:
-        for org_prefix in _s3_common_prefixes(client, bucket, base):
-            if _partition_value(org_prefix[len(base) :].rstrip("/"), ORG_PARTITION) is None:
-                continue
-            for svc_prefix in _s3_common_prefixes(client, bucket, org_prefix):
-                dt_prefix = f"{svc_prefix}{DATE_PARTITION}="
-                kwargs = {"Bucket": bucket, "Prefix": dt_prefix}
-                if days.first is not None:
-                    kwargs["StartAfter"] = f"{dt_prefix}{(days.first - timedelta(days=1))}/~"
-                for page in client.get_paginator("list_objects_v2").paginate(**kwargs):
-                    for item in page.get("Contents", []):
-                        key: str = item["Key"]
-                        raw_day = key[len(dt_prefix) :].split("/", 1)[0]
-                        try:
-                            day = date.fromisoformat(raw_day)
-                        except ValueError:
-                            continue
-                        if days.last is not None and day > days.last:
-                            break
-                        if not key.endswith(OBJECT_SUFFIX) or not days.contains(day):
-                            continue
-                        destination = target / key
-                        destination.parent.mkdir(parents=True, exist_ok=True)
-                        client.download_file(bucket, key, str(destination))
-                    else:
-                        continue
-                    break
-    except (BotoCoreError, ClientError) as exc:
-        raise QueryError(f"cannot read s3://{bucket}/{base}: {exc}") from exc
-
-
 # --- DuckDB views -------------------------------------------------------------------------------
 
 
@@ -386,7 +336,7 @@ def run_query(
         bucket, _, prefix = location[len("s3://") :].partition("/")
         client = s3_client
         if client is None:
-            client = boto3.client("s3", endpoint_url=endpoint_url)
+            client = s3_client(endpoint_url)
         with tempfile.TemporaryDirectory(prefix="di-query-") as scratch:
             download_s3_partitions(client, bucket, prefix, days, Path(scratch))
             return _execute(statement, local_partition_files(Path(scratch), days), days)

@@ -1,0 +1,34 @@
+"""The application layer: one function per use case, shared by the Lambda handler and the CLI.
+
+Each use case takes the validated settings and the ports the composition root (``wiring``)
+built, composes the domain, and returns a typed report; entry points only parse their input,
+call one use case and present its report. New behaviour goes into a use case here (or the
+domain below it), never into ``handler.py`` or ``commands/``.
+"""
+
+from di_archiver.application.archive import ArchiveReport, archive, resnapshot
+from di_archiver.application.maintain import (
+    check_object_lock,
+    maintain,
+    maintenance_summary,
+    object_lock_retention,
+)
+from di_archiver.application.runtime import MaintenancePorts, Runtime
+from di_archiver.application.status import NoSource, status
+from di_archiver.application.verify import verify, verify_summary
+
+__all__ = [
+    "ArchiveReport",
+    "MaintenancePorts",
+    "NoSource",
+    "Runtime",
+    "archive",
+    "check_object_lock",
+    "maintain",
+    "maintenance_summary",
+    "object_lock_retention",
+    "resnapshot",
+    "status",
+    "verify",
+    "verify_summary",
+]
