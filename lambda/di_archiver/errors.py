@@ -66,6 +66,10 @@ class IntegrityError(ArchiverError):
     """Verification found missing, extra or altered archive content."""
 
 
+class SigningError(ArchiverError):
+    """A day certificate could not be signed, or a signing/public key is unusable."""
+
+
 class QueryError(ArchiverError):
     """A local query could not be planned or run."""
 

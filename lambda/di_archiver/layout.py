@@ -3,6 +3,7 @@
     <prefix>/org=<org id>/svc=<service>/dt=<YYYY-MM-DD>/<HHMM>-<HHMM>.jsonl.gz   bucket object
     <prefix>/org=<org id>/svc=<service>/dt=<YYYY-MM-DD>/day.jsonl.gz            sealed day
     <prefix>/_manifests/org=<org id>/dt=<YYYY-MM-DD>.json                       day manifest
+    <prefix>/_manifests/org=<org id>/dt=<YYYY-MM-DD>.cert.json                  day certificate
 
 Partition names ``org``/``svc``/``dt`` are deliberately not DI field names: Athena rejects a
 partition column that repeats a data column, and events carry ``organization`` and ``service``.
@@ -26,6 +27,7 @@ DATE_PARTITION = "dt"
 OBJECT_SUFFIX = ".jsonl.gz"
 SEALED_DAY_NAME = "day"
 MANIFEST_ROOT = "_manifests"
+CERTIFICATE_SUFFIX = ".cert.json"
 NS_PER_DAY = 86_400 * NS_PER_SECOND
 ORG_ID_PATTERN = re.compile(r"^[0-9a-f]{24}$")
 
@@ -126,12 +128,26 @@ def manifest_key(prefix: str, org_id: str, day: date) -> str:
     return _join(prefix, MANIFEST_ROOT, f"{ORG_PARTITION}={org_id}", f"{DATE_PARTITION}={day}.json")
 
 
+def certificate_key(prefix: str, org_id: str, day: date) -> str:
+    """Key of the day certificate: the signature over the manifest's SHA-256, beside it."""
+    return _join(
+        prefix,
+        MANIFEST_ROOT,
+        f"{ORG_PARTITION}={org_id}",
+        f"{DATE_PARTITION}={day}{CERTIFICATE_SUFFIX}",
+    )
+
+
 def parse_object_key(key: str) -> ObjectKey:
     """Inverse of :func:`bucket_object_key` / :func:`sealed_day_key`."""
     match = _OBJECT_KEY.match(key)
     if match is None:
         raise LayoutError(f"not an archive object key: {key!r}")
-    day = date.fromisoformat(match["day"])
+    try:
+        day = date.fromisoformat(match["day"])
+    except ValueError:
+        # dt=2026-13-45 has the layout's shape but no calendar day: a key we never write.
+        raise LayoutError(f"not an archive object key (impossible date): {key!r}") from None
     base = day_start_ns(day)
     if match["sealed"]:
         start_ns, end_ns = base, base + NS_PER_DAY
@@ -139,6 +155,8 @@ def parse_object_key(key: str) -> ObjectKey:
         start, end = match["start"], match["end"]
         start_ns = base + (int(start[:2]) * 60 + int(start[2:])) * 60 * NS_PER_SECOND
         end_ns = base + (int(end[:2]) * 60 + int(end[2:])) * 60 * NS_PER_SECOND
+        if not base <= start_ns < end_ns <= base + NS_PER_DAY:
+            raise LayoutError(f"not an archive object key (impossible bucket): {key!r}")
     parsed = ObjectKey(
         prefix=match["prefix"] or "",
         org_id=match["org"],

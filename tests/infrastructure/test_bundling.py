@@ -16,6 +16,8 @@ from infra.bundling import (
 
 from .conftest import PROJECT_ROOT
 
+ELF_MACHINE_AARCH64 = 183
+
 
 @pytest.mark.slow
 def test_local_bundling_builds_an_arm64_asset(tmp_path: Path) -> None:
@@ -34,6 +36,14 @@ def test_local_bundling_builds_an_arm64_asset(tmp_path: Path) -> None:
     assert "cpython-313-aarch64-linux-gnu" in core.name
     assert (out / "aws_lambda_powertools").is_dir()
     assert (out / "httpx").is_dir()
+    # cryptography verifies day certificates in the verify function: its Rust core must be the
+    # aarch64 build (an x86_64 or source build would fail at import on Lambda)
+    [rust] = list((out / "cryptography" / "hazmat" / "bindings").glob("_rust*.so"))
+    header = rust.read_bytes()[:20]
+    assert header[:4] == b"\x7fELF"
+    assert int.from_bytes(header[18:20], "little") == ELF_MACHINE_AARCH64
+    [cffi] = list(out.glob("_cffi_backend*.so"))
+    assert "aarch64" in cffi.name
     assert not (out / "boto3").exists()
     assert not (out / "botocore").exists()
 
@@ -41,7 +51,7 @@ def test_local_bundling_builds_an_arm64_asset(tmp_path: Path) -> None:
 def test_requirements_come_from_the_lock_without_runtime_provided_packages() -> None:
     requirements = locked_requirements()
     names = {line.split("==")[0] for line in requirements}
-    assert {"httpx", "pydantic", "aws-lambda-powertools"} <= names
+    assert {"httpx", "pydantic", "aws-lambda-powertools", "cryptography"} <= names
     assert not names & {"boto3", "botocore", "s3transfer", "duckdb", "aws-cdk-lib", "pytest"}
     assert all("==" in line for line in requirements)
 

@@ -102,6 +102,18 @@ def put_fileobj(
         store.put(key, fileobj.read(), metadata)
 
 
+@runtime_checkable
+class LinkReportingStore(Protocol):
+    """Optional extension of :class:`ArchiveStore`: a local store reports symbolic links.
+
+    A link inside a local archive would let an altered copy pass for archive content; the store
+    never follows one, and ``verify`` reports each.
+    """
+
+    def symlinks(self, prefix: str) -> Iterator[tuple[str, str]]:
+        """``(key, what it is)`` for every symbolic link under ``prefix``."""
+
+
 class CheckpointStore(Protocol):
     """One checkpoint document per organisation (SSM Parameter Store or a local file)."""
 
@@ -120,3 +132,43 @@ class EventSource(Protocol):
 
     def count(self, org_id: str, start_ns: int, end_ns: int) -> int:
         """DI's ``/events/count`` for the same window."""
+
+
+class Signer(Protocol):
+    """Signs SHA-256 digests with an asymmetric key the archive writer cannot use.
+
+    Served by KMS (``Sign`` with ``MessageType=DIGEST``) in AWS and by a key file locally.
+    """
+
+    @property
+    def key_id(self) -> str:
+        """Names the key (a KMS key ARN, or a key file's public-key fingerprint)."""
+
+    @property
+    def algorithm(self) -> str:
+        """The signing algorithm, e.g. ``ECDSA_SHA_256``."""
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 (hex) of the public key's DER SubjectPublicKeyInfo."""
+
+    def sign_digest(self, digest: bytes) -> bytes:
+        """A signature (ECDSA: DER-encoded) over the 32-byte SHA-256 ``digest``."""
+
+
+class SignatureVerifier(Protocol):
+    """Checks signatures with a public key only (fetched from KMS, or given as a PEM file)."""
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 (hex) of the DER SubjectPublicKeyInfo: which public key this is."""
+
+    def verify_digest(self, digest: bytes, signature: bytes, algorithm: str) -> bool:
+        """True only when ``signature`` is valid for ``digest`` under this key."""
+
+
+class HeadPublisher(Protocol):
+    """Publishes each signed day outside the archive bucket (EventBridge, a log, a file)."""
+
+    def publish(self, head: Mapping[str, Any]) -> None:
+        """Record one signed manifest: org, day, manifest SHA-256, signature, key."""

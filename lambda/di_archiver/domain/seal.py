@@ -38,9 +38,16 @@ from di_archiver.archive_format import (
     keyed_line,
     sort_key,
 )
+from di_archiver.domain.certificate import (
+    Certificate,
+    head_document,
+    parse_certificate_name,
+    sign_manifest,
+)
 from di_archiver.domain.manifest import (
     GENESIS_SHA256,
     Manifest,
+    ManifestError,
     ManifestObject,
     Repair,
     check_relink_marker,
@@ -55,6 +62,8 @@ from di_archiver.domain.ports import (
     ArchiveStore,
     CheckpointStore,
     EventSource,
+    HeadPublisher,
+    Signer,
     StoredObject,
     open_object,
     put_fileobj,
@@ -64,6 +73,7 @@ from di_archiver.layout import (
     NS_PER_DAY,
     LayoutError,
     ObjectKey,
+    certificate_key,
     day_of_ns,
     day_start_ns,
     manifest_key,
@@ -304,12 +314,23 @@ def list_org_objects(store: ArchiveStore, prefix: str, org_id: str) -> OrgObject
 
 
 def list_manifest_days(store: ArchiveStore, prefix: str, org_id: str) -> list[date]:
+    return list_sealed_days(store, prefix, org_id)[0]
+
+
+def list_sealed_days(store: ArchiveStore, prefix: str, org_id: str) -> tuple[list[date], set[date]]:
+    """``(days with a manifest, days with a certificate)`` from one listing of the org."""
     days = []
+    certified = set()
     for stored in store.list(manifest_dir(prefix, org_id)):
         parsed = parse_manifest_key(prefix, stored.key)
         if parsed is not None and parsed[0] == org_id:
             days.append(parsed[1])
-    return sorted(days)
+            continue
+        name = stored.key.rsplit("/", 1)[-1]
+        day = parse_certificate_name(name)
+        if day is not None and stored.key == certificate_key(prefix, org_id, day):
+            certified.add(day)
+    return sorted(days), certified
 
 
 def _keyed(lines: Iterable[bytes]) -> list[tuple[tuple[int, str, bytes], bytes]]:
@@ -392,6 +413,8 @@ class DaySealer:
         clock: Callable[[], int] = time.time_ns,
         retention: Retention | None = None,
         observer: MaintenanceObserver | None = None,
+        signer: Signer | None = None,
+        publishers: Sequence[HeadPublisher] = (),
     ) -> None:
         if retention is not None and not isinstance(store, LockingStore):
             raise SettingsError(
@@ -403,6 +426,69 @@ class DaySealer:
         self.clock = clock
         self.retention = retention
         self.observer = observer or NullMaintenanceObserver()
+        self.signer = signer
+        self.publishers = tuple(publishers)
+        self.certificates_written = 0
+
+    # -- certificates --------------------------------------------------------------------------
+
+    def _certify(self, org_id: str, day: date, manifest_bytes: bytes, now: int) -> None:
+        """Sign the stored manifest bytes, store the certificate beside them, publish the head.
+
+        Written after the manifest: a crash in between leaves a manifest without a matching
+        certificate, which :meth:`ensure_certificate` (called by every later seal of the day,
+        every relink and :meth:`seal_org` for uncertified days) repairs.
+        """
+        if self.signer is None:
+            return
+        certificate = sign_manifest(
+            self.signer,
+            prefix=self.prefix,
+            org_id=org_id,
+            day=day,
+            manifest_bytes=manifest_bytes,
+            now_ns=now,
+        )
+        body = certificate.to_bytes()
+        self._put_retained(
+            certificate_key(self.prefix, org_id, day), body, _manifest_meta(body), now
+        )
+        self.certificates_written += 1
+        head = head_document(certificate)
+        for publisher in self.publishers:
+            publisher.publish(head)
+
+    def ensure_certificate(self, org_id: str, day: date, manifest_bytes: bytes) -> bool:
+        """Certify ``manifest_bytes`` unless a certificate by this key already covers them.
+
+        Checks the certificate's hash and key fingerprint only: the seal role signs, it does
+        not need the verifier (``verify`` checks the signature itself).
+        """
+        if self.signer is None:
+            return False
+        data = self.store.get(certificate_key(self.prefix, org_id, day))
+        if data is not None:
+            try:
+                current = Certificate.from_bytes(data)
+            except ManifestError:
+                current = None
+            if (
+                current is not None
+                and current.manifest_sha256 == sha256_hex(manifest_bytes)
+                and current.public_key_sha256 == self.signer.fingerprint
+            ):
+                return False
+        self._certify(org_id, day, manifest_bytes, self.clock())
+        return True
+
+    def certify_days(self, org_id: str, days: Iterable[date]) -> int:
+        """Certify the stored manifests of ``days`` (e.g. an archive sealed before signing)."""
+        done = 0
+        for day in sorted(days):
+            loaded = self.load_manifest(org_id, day)
+            if loaded is not None and self.ensure_certificate(org_id, day, loaded[1]):
+                done += 1
+        return done
 
     # -- manifests and the chain -------------------------------------------------------------
 
@@ -483,12 +569,14 @@ class DaySealer:
             wanted = sha256_hex(previous_bytes)
             if manifest.previous_manifest_sha256 != wanted:
                 data = manifest.relinked(wanted).to_bytes()
+                now = self.clock()
                 self._put_retained(
-                    manifest_key(self.prefix, org_id, next_day),
-                    data,
-                    _manifest_meta(data),
-                    self.clock(),
+                    manifest_key(self.prefix, org_id, next_day), data, _manifest_meta(data), now
                 )
+                self._certify(org_id, next_day, data, now)
+            else:
+                # An interrupted relink may have rewritten this manifest but not its certificate.
+                self.ensure_certificate(org_id, next_day, data)
             previous_bytes = data
 
     # -- sealing -----------------------------------------------------------------------------
@@ -533,13 +621,18 @@ class DaySealer:
         """
         self.complete_pending_relink(org_id)
         objects = list_org_objects(self.store, self.prefix, org_id)
-        manifest_days = list_manifest_days(self.store, self.prefix, org_id)
+        manifest_days, certified = list_sealed_days(self.store, self.prefix, org_id)
         results = []
-        for day in self.sealable_days(org_id, closed_through_ns, objects, manifest_days):
+        sealable = self.sealable_days(org_id, closed_through_ns, objects, manifest_days)
+        for day in sealable:
             if should_stop is not None and should_stop():
                 break
             results.append(self.seal_day(org_id, day, objects=objects))
             manifest_days = sorted({*manifest_days, day})
+        if self.signer is not None and not (should_stop is not None and should_stop()):
+            # Manifests sealed before signing was configured, or whose certificate write was
+            # interrupted by a crash: sign what is stored (verify it first if in doubt).
+            self.certify_days(org_id, set(manifest_days) - certified - set(sealable))
         return results
 
     def seal_day(self, org_id: str, day: date, *, objects: OrgObjects | None = None) -> SealResult:
@@ -746,6 +839,7 @@ class DaySealer:
         if existing is not None:
             old = existing[0]
             if old.objects == entries and old.previous_manifest_sha256 == previous_sha:
+                self.ensure_certificate(org_id, day, existing[1])
                 return old, False, False
             repairs = old.repairs
             if old.objects != entries:
@@ -798,6 +892,7 @@ class DaySealer:
             body = relink_marker(day, sha256_hex(data), format_timestamp_ns(now))
             self.store.put(marker, body, {})
         self._put_retained(manifest_key(self.prefix, org_id, day), data, _manifest_meta(data), now)
+        self._certify(org_id, day, data, now)
         if later:
             self._relink_after(org_id, day)
             self.store.delete(marker)
