@@ -1,8 +1,11 @@
 """Archive store and checkpoint store on a local directory, with the same key layout as S3.
 
 Writes go to a temporary file that is fsynced and renamed into place, so a crash leaves either
-the old object or the new one, never a torn file. Metadata sits beside the object as
-``<key>.meta.json`` (written first; a stale sidecar is harmless because the object wins).
+the old object or the new one, never a torn file. Symbolic links inside the archive are never
+followed (a link could make an altered copy pass for archive content): reads through one fail,
+listings skip them, and :meth:`LocalArchiveStore.symlinks` reports each for ``verify``.
+Metadata sits beside the object as ``<key>.meta.json`` (written first; a stale sidecar is
+harmless because the object wins).
 """
 
 from __future__ import annotations
@@ -62,7 +65,30 @@ class LocalArchiveStore:
     def _path(self, key: str) -> Path:
         if key.startswith("/") or ".." in key.split("/") or key.endswith(META_SUFFIX):
             raise StoreError(f"refusing unsafe archive key {key!r}")
-        return self.root / key
+        path = self.root
+        for part in key.split("/"):
+            path = path / part
+            if path.is_symlink():
+                raise StoreError(
+                    f"refusing archive key {key!r}: {path.relative_to(self.root).as_posix()} is "
+                    "a symbolic link (replace it with the data it points to)"
+                )
+        return path
+
+    def symlinks(self, prefix: str) -> Iterator[tuple[str, str]]:
+        """Every symbolic link under ``prefix`` (never followed), as ``(key, description)``."""
+        if not self.root.is_dir():
+            return
+        found = []
+        for folder, dirs, files in os.walk(self.root, followlinks=False):
+            for name in [*dirs, *files]:
+                path = Path(folder) / name
+                if path.is_symlink():
+                    key = path.relative_to(self.root).as_posix()
+                    if key.startswith(prefix):
+                        kind = "directory" if path.is_dir() else "file"
+                        found.append((key, f"a symbolic link ({kind})"))
+        yield from sorted(found)
 
     def put(self, key: str, body: bytes, metadata: Mapping[str, str]) -> None:
         path = self._path(key)
@@ -125,7 +151,8 @@ class LocalArchiveStore:
         keys = []
         for path in self.root.rglob("*"):
             if (
-                not path.is_file()
+                path.is_symlink()
+                or not path.is_file()
                 or path.name.endswith(META_SUFFIX)
                 or path.name.startswith(".tmp-")
             ):

@@ -14,11 +14,21 @@ kinds, each naming the key it concerns:
 ``chain``        a link does not match the previous manifest's hash, or a day is missing
 ``pending``      a relink was interrupted (run maintenance to finish it), or its marker does
                  not match the manifest it names (maintenance refuses to relink: inspect)
-``unknown``      a key under the archive prefix that the layout does not produce
+``unknown``      a key under the archive prefix that the layout does not produce (also keys
+                 with the layout's shape but an impossible date, e.g. ``dt=2026-13-45``)
+``signature``    (with a public key) a manifest has no certificate, or its certificate does
+                 not sign exactly its bytes with that key; or a certificate has no manifest
+``head``         (with expected heads) a published head's manifest is missing or different:
+                 the newest sealed days were deleted or rewritten
+``symlink``      a local archive holds a symbolic link (never followed: it could point at an
+                 altered copy that ``query`` would read)
+``empty``        nothing at all under the archive prefix: wrong path, bucket or prefix
 
-The chain proves nothing was removed or altered *inside* it. Deleting the newest days entirely
-leaves a shorter valid chain, so the report returns each org's chain head (day and hash): keep
-it elsewhere (ticket, log archive) to anchor the chain, as CloudTrail's digest signatures do.
+The chain proves nothing was removed or altered *inside* it; the certificates prove the seal
+role wrote each manifest (whoever rewrites a manifest and relinks the chain cannot sign).
+Deleting the newest days entirely leaves a shorter valid, signed chain, so the seal role also
+publishes every signed head outside the bucket, and ``expected_heads`` checks the archive
+against one of them.
 
 With a ``start_day`` the archive is not listed whole: per org, the services are listed with a
 delimiter and then only each service's day folders inside the window, and only the window's
@@ -32,7 +42,7 @@ buffers whatever the size of a sealed day.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -45,6 +55,11 @@ from di_archiver.archive_format import (
     event_timestamp_ns,
     sort_key,
 )
+from di_archiver.domain.certificate import (
+    Certificate,
+    check_certificate,
+    parse_certificate_name,
+)
 from di_archiver.domain.manifest import (
     GENESIS_SHA256,
     PENDING_RELINK_NAME,
@@ -56,12 +71,20 @@ from di_archiver.domain.manifest import (
     pending_relink_key,
     sha256_hex,
 )
-from di_archiver.domain.ports import ArchiveStore, StoredObject, child_prefixes, open_object
+from di_archiver.domain.ports import (
+    ArchiveStore,
+    LinkReportingStore,
+    SignatureVerifier,
+    StoredObject,
+    child_prefixes,
+    open_object,
+)
 from di_archiver.errors import ArchiverError
 from di_archiver.layout import (
     ORG_PARTITION,
     LayoutError,
     ObjectKey,
+    certificate_key,
     manifest_key,
     org_prefix,
     parse_object_key,
@@ -92,6 +115,8 @@ class VerifyReport:
     objects_checked: int = 0
     events_checked: int = 0
     manifests_checked: int = 0
+    signatures_checked: int = 0
+    signatures_required: bool = False
     chain_heads: dict[str, tuple[date, str]] = field(default_factory=dict)
 
     @property
@@ -100,6 +125,18 @@ class VerifyReport:
 
     def add(self, kind: str, key: str, detail: str) -> None:
         self.findings.append(Finding(kind, key, detail))
+
+
+@dataclass(frozen=True, slots=True)
+class ExpectedHead:
+    """A published head: the manifest of ``day`` must exist and hash to ``sha256``.
+
+    ``org_id`` may be None when the archive holds one org only.
+    """
+
+    org_id: str | None
+    day: date
+    sha256: str
 
 
 def _in_range(day: date, start: date | None, end: date | None) -> bool:
@@ -111,7 +148,10 @@ def check_object(
 ) -> tuple[ObjectFacts | None, list[Finding], int]:
     """Recompute one object's hash, count and order; compare them with its metadata."""
     findings: list[Finding] = []
-    stream = open_object(store, stored.key)
+    try:
+        stream = open_object(store, stored.key)
+    except ArchiverError as exc:
+        return None, [Finding("unreadable", stored.key, str(exc))], 0
     if stream is None:
         return None, [Finding("missing", stored.key, "listed but cannot be read")], 0
     reader = LineReader(stream)
@@ -151,7 +191,10 @@ def check_object(
     meta = stored.metadata
     if not meta:
         # S3 listings carry no user metadata; only HEAD returns it.
-        described = store.head(stored.key)
+        try:
+            described = store.head(stored.key)
+        except ArchiverError as exc:
+            return None, [*findings, Finding("unreadable", stored.key, str(exc))], count
         meta = described.metadata if described is not None else {}
     if meta.get(META_SHA256) != facts.sha256:
         findings.append(Finding("altered", stored.key, "SHA-256 differs from metadata"))
@@ -182,6 +225,8 @@ def verify_archive(
     end_day: date | None = None,
     chain_may_start_after: date | None = None,
     today: date | None = None,
+    verifier: SignatureVerifier | None = None,
+    expected_heads: Sequence[ExpectedHead] = (),
 ) -> VerifyReport:
     """Check objects, manifests and chains of the selected orgs and days; never writes.
 
@@ -189,16 +234,24 @@ def verify_archive(
     bucket's lifecycle rule, so a manifest whose missing predecessor lies on or before it is
     accepted as the start of the surviving chain (its link cannot be checked). Default: strict,
     every missing predecessor is a ``chain`` finding. ``today`` ends an open window (default:
-    the current UTC date).
+    the current UTC date). With a ``verifier`` every manifest in range must carry a valid
+    certificate; ``expected_heads`` are published heads the archive must still contain.
     """
     prefix = prefix.strip("/")
     wanted = set(org_ids) if org_ids is not None else None
-    report = VerifyReport()
+    report = VerifyReport(signatures_required=verifier is not None)
+    root = f"{prefix}/" if prefix else ""
+    if isinstance(store, LinkReportingStore):
+        for key, detail in store.symlinks(root):
+            report.add(
+                "symlink", key, f"{detail}; links are never followed: replace it with the data"
+            )
 
     facts: dict[str, ObjectFacts] = {}
     sealed_by_day: dict[tuple[str, date], set[str]] = {}
     buckets_by_day: dict[tuple[str, date], set[str]] = {}
     manifest_keys: dict[str, dict[date, str]] = {}
+    certificate_keys: dict[str, dict[date, str]] = {}
     if start_day is not None:
         last_day = end_day or (today or datetime.now(UTC).date()) + timedelta(days=1)
         listing = _window_listing(
@@ -208,10 +261,20 @@ def verify_archive(
             start_day=start_day,
             end_day=last_day,
             manifest_keys=manifest_keys,
+            report=report,
         )
     else:
-        listing = _full_listing(store, prefix, wanted, report, manifest_keys)
+        listing = _full_listing(
+            store,
+            prefix,
+            wanted=wanted,
+            report=report,
+            manifest_keys=manifest_keys,
+            certificate_keys=certificate_keys,
+        )
+    seen_any = False
     for stored, parsed in listing:
+        seen_any = True
         if (wanted is not None and parsed.org_id not in wanted) or not _in_range(
             parsed.day, start_day, end_day
         ):
@@ -238,8 +301,30 @@ def verify_archive(
             facts=facts,
             report=report,
             chain_may_start_after=chain_may_start_after,
+            prefix=prefix,
+            verifier=verifier,
         )
         manifested.update(((org, day), keys) for day, keys in listed.items())
+    if verifier is not None:
+        for org, certified in sorted(certificate_keys.items()):
+            for day, key in sorted(certified.items()):
+                if day not in manifest_keys.get(org, {}) and _in_range(day, start_day, end_day):
+                    report.add("signature", key, "certificate without a manifest (deleted day?)")
+    _check_expected_heads(
+        store,
+        prefix,
+        expected_heads=expected_heads,
+        manifest_keys=manifest_keys,
+        wanted=wanted,
+        report=report,
+    )
+    if not seen_any and not manifest_keys and not report.findings and not _any_key(store, root):
+        report.add(
+            "empty",
+            root or "/",
+            "no archive objects or manifests here: check --archive (the directory or "
+            "s3://bucket/prefix the archiver writes) and the prefix",
+        )
 
     for (org, day), keys in sorted(sealed_by_day.items()):
         for key in sorted(keys - manifested.get((org, day), set())):
@@ -254,12 +339,59 @@ def verify_archive(
     return report
 
 
+def _any_key(store: ArchiveStore, root: str) -> bool:
+    return next(iter(store.list(root)), None) is not None
+
+
+def _check_expected_heads(
+    store: ArchiveStore,
+    prefix: str,
+    *,
+    expected_heads: Sequence[ExpectedHead],
+    manifest_keys: dict[str, dict[date, str]],
+    wanted: set[str] | None,
+    report: VerifyReport,
+) -> None:
+    """Each published head's manifest must still exist with exactly the published hash."""
+    for expected in expected_heads:
+        org = expected.org_id
+        if org is None:
+            orgs = sorted(manifest_keys) if wanted is None else sorted(wanted)
+            if len(orgs) != 1:
+                report.add(
+                    "head",
+                    f"{expected.day}:{expected.sha256}",
+                    f"the archive holds {len(orgs)} orgs; give the head as ORG:DAY:SHA256",
+                )
+                continue
+            org = orgs[0]
+        key = manifest_key(prefix, org, expected.day)
+        data = store.get(key)
+        if data is None:
+            newest = max(manifest_keys.get(org, {}), default=None)
+            report.add(
+                "head",
+                key,
+                f"the published head {expected.day} is missing (newest manifest here: "
+                f"{newest or 'none'}): sealed days were deleted",
+            )
+        elif sha256_hex(data) != expected.sha256.lower():
+            report.add(
+                "head",
+                key,
+                "differs from the published head: rewritten after it was published (or a later "
+                "repair re-published it: compare with the newest published head)",
+            )
+
+
 def _full_listing(
     store: ArchiveStore,
     prefix: str,
+    *,
     wanted: set[str] | None,
     report: VerifyReport,
     manifest_keys: dict[str, dict[date, str]],
+    certificate_keys: dict[str, dict[date, str]],
 ) -> Iterator[tuple[StoredObject, ObjectKey]]:
     """Every object of the archive (one listing); collects manifest keys on the way."""
     root = f"{prefix}/" if prefix else ""
@@ -272,8 +404,13 @@ def _full_listing(
                 org = org_part.split("=", 1)[-1]
                 if wanted is not None and org not in wanted:
                     continue
+                certified_day = parse_certificate_name(stored.key.rsplit("/", 1)[-1])
                 if stored.key.endswith(PENDING_RELINK_NAME):
                     manifest_keys.setdefault(org, {})
+                elif certified_day is not None and stored.key == certificate_key(
+                    prefix, org, certified_day
+                ):
+                    certificate_keys.setdefault(org, {})[certified_day] = stored.key
                 else:
                     report.add("unknown", stored.key, "not a manifest; inspect")
                 continue
@@ -304,6 +441,7 @@ def _window_listing(
     start_day: date,
     end_day: date,
     manifest_keys: dict[str, dict[date, str]],
+    report: VerifyReport,
 ) -> Iterator[tuple[StoredObject, ObjectKey]]:
     """Objects of the window only: org -> services (delimited) -> each day folder in range.
 
@@ -322,6 +460,7 @@ def _window_listing(
                     try:
                         parsed = parse_object_key(stored.key)
                     except LayoutError:
+                        report.add("unknown", stored.key, "not an archive object key")
                         continue
                     if parsed.org_id == org:
                         yield stored, parsed
@@ -363,6 +502,8 @@ def _verify_chain(
     facts: dict[str, ObjectFacts],
     report: VerifyReport,
     chain_may_start_after: date | None = None,
+    prefix: str = "",
+    verifier: SignatureVerifier | None = None,
 ) -> dict[date, set[str]]:
     """Walk one org's chain in day order; returns the object keys each manifest lists."""
     listed: dict[date, set[str]] = {}
@@ -387,6 +528,16 @@ def _verify_chain(
             manifest = Manifest.from_bytes(data, key=key)
         except ManifestError as exc:
             report.add("manifest", key, str(exc))
+            if verifier is not None:
+                _check_signature(
+                    store,
+                    prefix,
+                    org=org,
+                    day=day,
+                    manifest_bytes=data,
+                    verifier=verifier,
+                    report=report,
+                )
             previous_bytes, previous_day = data, day
             continue
         if manifest.to_bytes() != data:
@@ -408,10 +559,53 @@ def _verify_chain(
             report.add("chain", key, f"manifest of {day - timedelta(days=1)} is missing")
         elif manifest.previous_manifest_sha256 != expected_prev:
             report.add("chain", key, "previous_manifest_sha256 does not match the previous day")
+        if verifier is not None:
+            _check_signature(
+                store,
+                prefix,
+                org=org,
+                day=day,
+                manifest_bytes=data,
+                verifier=verifier,
+                report=report,
+            )
         listed[day] = _check_manifest_objects(store, manifest, key, facts, report)
         previous_bytes, previous_day = data, day
         report.chain_heads[org] = (day, sha256_hex(data))
     return listed
+
+
+def _check_signature(
+    store: ArchiveStore,
+    prefix: str,
+    *,
+    org: str,
+    day: date,
+    manifest_bytes: bytes,
+    verifier: SignatureVerifier,
+    report: VerifyReport,
+) -> None:
+    key = certificate_key(prefix, org, day)
+    report.signatures_checked += 1
+    data = store.get(key)
+    if data is None:
+        report.add("signature", key, "missing: the manifest of this day is not signed")
+        return
+    try:
+        certificate = Certificate.from_bytes(data, key=key)
+    except ManifestError as exc:
+        report.add("signature", key, str(exc))
+        return
+    problem = check_certificate(
+        certificate,
+        verifier=verifier,
+        prefix=prefix,
+        org_id=org,
+        day=day,
+        manifest_bytes=manifest_bytes,
+    )
+    if problem is not None:
+        report.add("signature", key, problem)
 
 
 def _expected_previous(
@@ -449,9 +643,21 @@ def _check_manifest_objects(
             report.add("manifest", key, f"lists {entry.key} which is not this day's sealed object")
         actual = facts.get(entry.key)
         if actual is None:
-            if store.head(entry.key) is None:
+            # Not in the listing (e.g. reachable only through a symlink, or outside a window):
+            # whatever head() says, its content is checked before it counts as present.
+            try:
+                described = store.head(entry.key)
+            except ArchiverError as exc:
+                report.add("unreadable", entry.key, str(exc))
+                continue
+            if described is None:
                 report.add("missing", entry.key, f"listed in {key} but absent")
-            continue
+                continue
+            checked, findings, _ = check_object(store, described, parsed)
+            report.findings.extend(findings)
+            if checked is None:
+                continue
+            facts[entry.key] = actual = checked
         if actual.sha256 != entry.sha256:
             report.add("altered", entry.key, "SHA-256 differs from the manifest")
         if actual.count != entry.count:
