@@ -1,133 +1,200 @@
-"""Archive N simulated events and compare against the bare I/O floor.
+"""How close does the archive come to the DI API's rate ceiling, and what memory does it need?
 
-    uv run python benchmarks/bench_archive.py --events 100000
-    uv run python benchmarks/bench_archive.py              # N = 1,000,000
+    uv run python benchmarks/bench_archive.py                                  # 1 org, 1M events
+    uv run python benchmarks/bench_archive.py --events 3000000
+    uv run python benchmarks/bench_archive.py --orgs 50 --events 20000 --page-ms 200
+    uv run python benchmarks/bench_archive.py --repeat 3                      # min/median/max
 
-Three processes, so each one's memory is its own: the simulator (serving on 127.0.0.1 with a
-fixed per-page latency via its ``slow`` fault at 100%, and every event pre-rendered by a warm-up
-pass so the server costs latency, not this machine's CPU), the I/O floor (the same DI client
-fetches every bucket's pages and discards them), and the archiver (the real engine writing a
-local archive). Prints events/s, the archiver's peak RSS, bytes/event and wall / floor.
-Targets: wall <= 1.15x floor; peak RSS < 200 MB whatever N is (bucket size is fixed by
-``--events-per-day``, so N only changes the number of buckets).
+The simulator runs in its own process and behaves like a remote API: every DI request takes
+``--page-ms`` before it is answered, and it meters one credential at ``--rate`` requests/s
+(429 with ``Retry-After`` beyond that). Every event is rendered before the clock starts, so the
+server costs latency, not this machine's CPU. Against it, each in its own process (so each
+peak RSS is its own):
+
+* **bare pager**: one sequential cursor per org over the whole window with raw HTTP, the body
+  never parsed: the physical floor of one cursor (``~latency x pages``);
+* **archive**: the real engine (``--concurrency`` buckets in flight under one rate limiter)
+  writing a local archive.
+
+It prints wall time, events/s, peak RSS and two ratios: archive / bare pager (below 1 means the
+parallel buckets beat one cursor) and archive / ceiling, where the ceiling is the time the
+archive's own requests need at the rate limit (``requests / rate``; a page holds at most
+``--page-limit`` events, so the events ceiling is ``rate x page-limit`` events/s). With several
+orgs it also prints when the slowest org finished against the mean (starvation).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing as mp
 import os
 import resource
+import statistics
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from di_archiver.process_env import ALLOCATOR_ENV
 
-ORG = "64a0c0ffee0000000000a001"
 API_KEY = "bench-key"
 NS = 1_000_000_000
+EVENTS_PATH = "/insights/directory/v1/events"
+
+
+def org_ids(count: int) -> list[str]:
+    return [f"64a0c0ffee000000000{i + 1:05x}" for i in range(count)]
 
 
 @dataclass(frozen=True)
 class Job:
     base_url: str
+    orgs: tuple[str, ...]
     now_ns: int
     span_ns: int
     bucket_minutes: int
     page_limit: int
+    rate: float
+    concurrency: int
     archive_dir: str
 
 
-def serve_simulator(events: int, span_s: float, page_ms: int, now_ns: int, conn: Any) -> None:
+def serve_simulator(args: argparse.Namespace, span_s: float, now_ns: int, conn: Any) -> None:
     from di_archiver.simulator import (
         FaultConfig,
         LateIndexingConfig,
         OrgSpec,
+        RateLimitConfig,
         Simulator,
         SimulatorClock,
         SimulatorConfig,
     )
 
+    orgs = org_ids(args.orgs)
     config = SimulatorConfig(
         seed=42,
-        orgs=(OrgSpec(org_id=ORG, event_count=events),),
+        orgs=tuple(OrgSpec(org_id=o, event_count=args.events) for o in orgs),
         span_seconds=span_s,
-        api_keys={API_KEY: ORG},
-        faults=FaultConfig(rate_slow=1.0 if page_ms else 0.0, slow_ms=page_ms),
+        api_keys={API_KEY: orgs[0]},  # one MSP key; x-org-id picks the org
+        faults=FaultConfig.off(),
         late=LateIndexingConfig.off(),
-        # JumpCloud's servers do not spend this machine's CPU: once warmed, every event is
-        # served from memory, so a page costs the configured latency plus transfer.
-        render_cache_bytes=4 * 1024**3,
+        latency_ms=args.page_ms,
+        rate_limit=RateLimitConfig(per_second=args.rate, burst=max(1, int(args.rate))),
+        render_cache_bytes=8 * 1024**3,
     )
     started = time.perf_counter()
     sim = Simulator(config, clock=SimulatorClock(now_ns=now_ns))
+    # Render every event now: JumpCloud's servers do not spend this machine's CPU.
+    for org in orgs:
+        corpus = sim.corpus(org)
+        for pos in range(len(corpus)):
+            corpus.event_bytes(pos)
     with sim.serve(host="127.0.0.1", port=0) as server:
         conn.send((server.base_url, time.perf_counter() - started))
-        conn.recv()  # until the parent says stop
+        while True:
+            command = conn.recv()
+            if command == "stats":
+                conn.send(dict(sim.stats))
+                sim.reset_stats()
+            else:
+                return
 
 
-def _client(job: Job, *, prefetch: bool = True) -> Any:
-    from di_archiver.adapters.di_auth import ApiKeyCredentials
-    from di_archiver.adapters.di_client import DIClient
+def bare_pager(job: Job, conn: Any) -> None:
+    """One cursor per org over the whole window; headers decide, bodies are only received."""
+    import httpx
 
-    return DIClient(
-        base_url=job.base_url,
-        credentials=ApiKeyCredentials(API_KEY),
-        page_limit=job.page_limit,
-        prefetch=prefetch,
-    )
+    from di_archiver.timestamps import format_timestamp_ns
 
-
-def _buckets(job: Job) -> list[tuple[int, int]]:
-    width = job.bucket_minutes * 60 * NS
-    first = (job.now_ns - job.span_ns) // width * width
-    return [(s, min(s + width, job.now_ns)) for s in range(first, job.now_ns, width)]
-
-
-def io_floor(job: Job, conn: Any) -> None:
-    """Fetch every bucket's pages with the same client and throw them away."""
-    client = _client(job)
-    events = 0
     started = time.perf_counter()
-    for start, end in _buckets(job):
-        for page in client.iter_pages(ORG, start, end):
-            events += len(page)
+    events = requests = 0
+    with httpx.Client(timeout=httpx.Timeout(120.0)) as http:
+        for org in job.orgs:
+            body: dict[str, Any] = {
+                "service": ["all"],
+                "start_time": format_timestamp_ns(job.now_ns - job.span_ns - NS * 3600),
+                "end_time": format_timestamp_ns(job.now_ns),
+                "sort": "ASC",
+                "limit": job.page_limit,
+            }
+            while True:
+                response = http.post(
+                    job.base_url + EVENTS_PATH,
+                    json=body,
+                    headers={"x-api-key": API_KEY, "x-org-id": org},
+                )
+                requests += 1
+                if response.status_code == 429:
+                    time.sleep(float(response.headers.get("retry-after", "1")))
+                    continue
+                response.raise_for_status()
+                count = int(response.headers["x-result-count"])
+                events += count
+                if count < int(response.headers["x-limit"]):
+                    break
+                body["search_after"] = json.loads(response.headers["x-search_after"])
     wall = time.perf_counter() - started
-    client.close()
-    conn.send({"wall": wall, "events": events, "rss_mb": _peak_rss_mb(), "cpu": _cpu_s()})
+    conn.send({"wall": wall, "events": events, "requests": requests, "rss_mb": _peak_rss_mb()})
+
+
+class _OrgTimes:
+    """Records when each org finished (the engine reports each org once)."""
+
+    def __init__(self, started: float) -> None:
+        self.started = started
+        self.done: dict[str, float] = {}
+
+    def on_bucket(self, result: Any) -> None:
+        return None
+
+    def on_org(self, result: Any) -> None:
+        self.done[result.org_id] = time.perf_counter() - self.started
+
+    def on_warning(self, message: str, **fields: object) -> None:
+        return None
 
 
 def archive(job: Job, conn: Any) -> None:
-    """Run the real engine over the whole span into a local archive."""
+    """Run the real engine over the whole window into a local archive."""
+    from di_archiver.adapters.di_auth import ApiKeyCredentials
+    from di_archiver.adapters.di_client import DIClient
     from di_archiver.adapters.local_store import FileCheckpointStore, LocalArchiveStore
+    from di_archiver.adapters.rate_limit import RateLimiter
     from di_archiver.domain.engine import ArchiveEngine, EngineConfig
 
     width = job.bucket_minutes * 60 * NS
-    config = EngineConfig(
-        prefix="di",
-        bucket_ns=width,
-        lag_ns=0,
-        settle_ns=0,
-        lookback_ns=job.span_ns + width,
-        max_events_per_bucket=2_000_000,
-        time_budget_reserve_s=0.0,
+    knobs: dict[str, Any] = {
+        "prefix": "di",
+        "bucket_ns": width,
+        "lag_ns": 0,
+        "settle_ns": 0,
+        "lookback_ns": job.span_ns + width,
+        "max_events_per_bucket": 2_000_000,
+        "time_budget_reserve_s": 0.0,
+    }
+    if "concurrency" in {f.name for f in fields(EngineConfig)}:
+        knobs["concurrency"] = job.concurrency
+    limiter = RateLimiter(rate_per_s=job.rate)
+    client = DIClient(
+        base_url=job.base_url,
+        credentials=ApiKeyCredentials(API_KEY),
+        page_limit=job.page_limit,
+        rate_limiter=limiter,
     )
-    # The engine's pipeline already fetches one page ahead (across buckets); the client's own
-    # prefetch would only hold one more page in memory.
-    client = _client(job, prefetch=False)
+    started = time.perf_counter()
+    times = _OrgTimes(started)
     engine = ArchiveEngine(
         source=client,
         store=LocalArchiveStore(job.archive_dir),
         checkpoints=FileCheckpointStore(Path(job.archive_dir) / "checkpoints.json"),
-        config=config,
+        config=EngineConfig(**knobs),
         clock=lambda: job.now_ns,
+        observer=times,
     )
-    started = time.perf_counter()
-    report = engine.run([ORG])
+    report = engine.run(list(job.orgs))
     wall = time.perf_counter() - started
     client.close()
     conn.send(
@@ -136,8 +203,11 @@ def archive(job: Job, conn: Any) -> None:
             "events": report.events,
             "bytes": report.bytes_written,
             "buckets": report.buckets,
+            "requests": client.stats.requests,
+            "throttled": client.stats.throttles,
             "rss_mb": _peak_rss_mb(),
             "cpu": _cpu_s(),
+            "org_done": sorted(times.done.values()),
         }
     )
 
@@ -163,56 +233,146 @@ def _in_process(target: Any, *args: Any) -> dict[str, Any]:
     return result
 
 
+def _spread(values: list[float], fmt: str = "{:.2f}") -> str:
+    """``median (min, max)`` of repeated measurements, or the single value."""
+    if len(values) == 1:
+        return fmt.format(values[0])
+    return (
+        f"{fmt.format(statistics.median(values))} "
+        f"(min {fmt.format(min(values))}, max {fmt.format(max(values))}, n={len(values)})"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--events", type=int, default=1_000_000, help="events per org")
+    parser.add_argument("--orgs", type=int, default=1, help="organisations behind one key")
     parser.add_argument("--events-per-day", type=int, default=500_000)
-    parser.add_argument("--page-ms", type=int, default=100, help="latency of every page")
+    parser.add_argument("--page-ms", type=int, default=1000, help="latency of every request")
+    parser.add_argument("--rate", type=float, default=10.0, help="requests/s of the key")
+    parser.add_argument("--concurrency", type=int, default=12, help="buckets in flight")
     parser.add_argument("--page-limit", type=int, default=10_000)
     parser.add_argument("--bucket-minutes", type=int, default=60)
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each side")
+    parser.add_argument("--skip-bare", action="store_true", help="measure the archive only")
     args = parser.parse_args(argv)
 
-    # Measure the archiver (and the floor) in the process environment the Lambda gets.
+    # Measure the archiver in the process environment the Lambda gets.
     os.environ.update(ALLOCATOR_ENV)
     span_s = args.events / args.events_per_day * 86_400
     now_ns = (time.time_ns() // (3600 * NS)) * 3600 * NS
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()
-    sim = ctx.Process(
-        target=serve_simulator, args=(args.events, span_s, args.page_ms, now_ns, child)
-    )
+    sim = ctx.Process(target=serve_simulator, args=(args, span_s, now_ns, child))
     sim.start()
+    bares: list[dict[str, Any]] = []
+    runs: list[dict[str, Any]] = []
     try:
         base_url, build_s = parent.recv()
         print(
-            f"simulator: {args.events:,} events over {span_s / 3600:.1f} h built in {build_s:.1f} s"
+            f"simulator: {args.orgs} org(s) x {args.events:,} events over {span_s / 3600:.1f} h, "
+            f"{args.page_ms} ms per request, {args.rate:g} requests/s per key; built and "
+            f"rendered in {build_s:.1f} s (not measured)",
+            flush=True,
         )
-        with tempfile.TemporaryDirectory(prefix="di-bench-") as tmp:
-            job = Job(base_url, now_ns, int(span_s * NS), args.bucket_minutes, args.page_limit, tmp)
-            warm = _in_process(io_floor, job)
-            print(f"warm-up     : every page rendered once in {warm['wall']:.1f} s (not measured)")
-            floor = _in_process(io_floor, job)
-            result = _in_process(archive, job)
+        for _ in range(args.repeat):
+            if not args.skip_bare:
+                job = Job(
+                    base_url,
+                    tuple(org_ids(args.orgs)),
+                    now_ns,
+                    int(span_s * NS),
+                    args.bucket_minutes,
+                    args.page_limit,
+                    args.rate,
+                    args.concurrency,
+                    "",
+                )
+                bares.append(_in_process(bare_pager, job))
+                parent.send("stats")
+                parent.recv()
+            with tempfile.TemporaryDirectory(prefix="di-bench-") as tmp:
+                job = Job(
+                    base_url,
+                    tuple(org_ids(args.orgs)),
+                    now_ns,
+                    int(span_s * NS),
+                    args.bucket_minutes,
+                    args.page_limit,
+                    args.rate,
+                    args.concurrency,
+                    tmp,
+                )
+                result = _in_process(archive, job)
+                parent.send("stats")
+                result["server"] = parent.recv()
+                runs.append(result)
+            print(
+                f"  run: archive {result['wall']:.2f} s"
+                + (f", bare pager {bares[-1]['wall']:.2f} s" if bares else ""),
+                flush=True,
+            )
     finally:
         parent.send("stop")
         sim.join(timeout=30)
         if sim.is_alive():
             sim.terminate()
 
-    events, wall, fwall = result["events"], result["wall"], floor["wall"]
+    last = runs[-1]
+    events = last["events"]
+    walls = [r["wall"] for r in runs]
+    ceilings = [r["requests"] / args.rate for r in runs]
     rows = [
-        ("page latency", f"{args.page_ms} ms per {args.page_limit}-event page"),
-        ("events archived", f"{events:,} in {result['buckets']} buckets"),
-        ("archive wall time", f"{wall:.2f} s ({events / wall:,.0f} events/s)"),
-        ("I/O floor wall time", f"{fwall:.2f} s ({floor['events'] / fwall:,.0f} events/s)"),
-        ("CPU archiver / floor", f"{result['cpu']:.1f} s / {floor['cpu']:.1f} s"),
-        ("wall / floor", f"{wall / fwall:.3f} (target <= 1.15)"),
-        ("peak RSS archiver", f"{result['rss_mb']:.0f} MB (target < 200)"),
-        ("peak RSS I/O floor", f"{floor['rss_mb']:.0f} MB (the client alone, same pages)"),
-        ("bytes/event (gzip)", f"{result['bytes'] / max(events, 1):.1f}"),
+        ("events archived", f"{events:,} in {last['buckets']} buckets, {args.orgs} org(s)"),
+        (
+            "archive requests",
+            f"{last['requests']} ({last['throttled']} answered 429; server "
+            f"refused {last['server'].get('rate_limited', 0)})",
+        ),
+        ("archive wall", f"{_spread(walls)} s"),
+        ("archive events/s", _spread([r["events"] / r["wall"] for r in runs], "{:,.0f}")),
+        (
+            "ceiling (req / rate)",
+            f"{_spread(ceilings)} s = {args.rate * args.page_limit:,.0f} events/s at full pages",
+        ),
+        (
+            "archive / ceiling",
+            f"{_spread([w / c for w, c in zip(walls, ceilings, strict=True)], '{:.3f}')}"
+            " (target <= 1.25; 1 / this = share of the ceiling)",
+        ),
+        (
+            "peak RSS archive",
+            f"{_spread([r['rss_mb'] for r in runs], '{:.0f}')} MB (target <= 150)",
+        ),
+        ("CPU archive", f"{_spread([r['cpu'] for r in runs], '{:.1f}')} s"),
+        ("bytes/event (gzip)", f"{last['bytes'] / max(events, 1):.1f}"),
     ]
+    if bares:
+        bwalls = [b["wall"] for b in bares]
+        rows += [
+            (
+                "bare pager wall",
+                f"{_spread(bwalls)} s ({bares[-1]['requests']} requests, "
+                f"{bares[-1]['events']:,} events)",
+            ),
+            (
+                "archive / bare pager",
+                f"{_spread([w / b for w, b in zip(walls, bwalls, strict=True)], '{:.3f}')}"
+                " (target <= 1.0)",
+            ),
+        ]
+    if args.orgs > 1:
+        done = last["org_done"]
+        mean = statistics.fmean(done)
+        rows.append(
+            (
+                "org finish times",
+                f"mean {mean:.2f} s, slowest {max(done):.2f} s "
+                f"= {max(done) / mean:.2f} x mean (target <= 2)",
+            )
+        )
     for name, value in rows:
-        print(f"{name:<20}: {value}")
+        print(f"{name:<22}: {value}")
     return 0
 
 

@@ -9,6 +9,7 @@ from di_archiver.simulator.config import (
     FaultConfig,
     LateIndexingConfig,
     OrgSpec,
+    RateLimitConfig,
     SimulatorConfig,
     SimulatorError,
 )
@@ -23,6 +24,7 @@ __all__ = [
     "FaultKind",
     "LateIndexingConfig",
     "OrgSpec",
+    "RateLimitConfig",
     "SimResponse",
     "Simulator",
     "SimulatorClock",

@@ -100,6 +100,20 @@ class LateIndexingConfig:
         return cls(share=0.0)
 
 
+@dataclass(frozen=True, slots=True)
+class RateLimitConfig:
+    """A per-credential token bucket, like an API gateway's: ``per_second`` requests refill it
+    and it holds at most ``burst``; a request finding it empty is answered 429 with an integer
+    ``Retry-After`` (the seconds until a token is back, at least 1)."""
+
+    per_second: float = 10.0
+    burst: int = 10
+
+    def __post_init__(self) -> None:
+        if not self.per_second > 0 or self.burst < 1:
+            raise ValueError("rate limit per_second must be > 0 and burst >= 1")
+
+
 def _default_orgs() -> tuple[OrgSpec, ...]:
     return (OrgSpec(),)
 
@@ -134,8 +148,15 @@ class SimulatorConfig:
     # Searches with more leaf terms than this answer 500, like DI's "too complex" queries.
     max_search_terms: int = 64
     render_cache_bytes: int = 64 * 1024 * 1024
+    # Every DI request (not the token endpoint) takes this long before it is answered, like
+    # a remote API's latency; independent of the "slow" fault, which adds to it.
+    latency_ms: int = 0
+    # Per-credential request rate the API enforces (None: unlimited, the default).
+    rate_limit: RateLimitConfig | None = None
 
     def __post_init__(self) -> None:
+        if self.latency_ms < 0:
+            raise ValueError("latency_ms must be >= 0")
         ids = [org.org_id for org in self.orgs]
         if len(set(ids)) != len(ids):
             raise ValueError("org ids must be unique")

@@ -11,6 +11,7 @@ import hashlib
 import heapq
 import hmac
 import json
+import math
 import secrets
 import threading
 import time
@@ -24,7 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from di_archiver.services import KNOWN_SERVICES
 from di_archiver.simulator.clock import SimulatorClock
-from di_archiver.simulator.config import FaultConfig, SimulatorConfig
+from di_archiver.simulator.config import FaultConfig, RateLimitConfig, SimulatorConfig
 from di_archiver.simulator.corpus import OrgCorpus, RenderCache, build_corpus
 from di_archiver.simulator.events import Event, encode_event
 from di_archiver.simulator.faults import Fault, FaultInjector, FaultKind
@@ -129,10 +130,17 @@ class Simulator:
         *,
         clock: SimulatorClock | None = None,
         sleep: Callable[[float], None] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config or SimulatorConfig()
         self.clock = clock or SimulatorClock()
         self.sleep = sleep or time.sleep
+        # Rate limits run on real time even when the simulated clock is frozen or jumps.
+        self._limiter = (
+            _CredentialBuckets(self.config.rate_limit, monotonic)
+            if self.config.rate_limit is not None
+            else None
+        )
         self._faults = FaultInjector(self.config.faults)
         self._tokens = _TokenStore()
         self._stats: Counter[str] = Counter()
@@ -288,6 +296,14 @@ class Simulator:
         if method != "POST":
             return self._finish(_json_response(405, {"message": "Method Not Allowed"}, rid))
         hmap = _header_map(headers)
+        if self._limiter is not None and endpoint != "token":
+            wait = self._limiter.take(_credential_of(hmap))
+            if wait is not None:
+                self._count("rate_limited")
+                retry_after = str(max(1, math.ceil(wait)))
+                return self._finish(
+                    _json_response(429, {"message": MSG_429}, [*rid, ("Retry-After", retry_after)])
+                )
 
         fault = None
         if endpoint in FAULTABLE or (
@@ -307,9 +323,11 @@ class Simulator:
                 response = self._di(endpoint, hmap, body, rid)
         except QueryRejected as exc:
             response = _json_response(exc.status, {"message": exc.message}, rid)
+        if endpoint != "token":
+            response.delay_seconds += self.config.latency_ms / 1000
         if fault is not None:
             if fault.kind is FaultKind.SLOW:
-                response.delay_seconds = fault.seconds
+                response.delay_seconds += fault.seconds
             elif fault.kind is FaultKind.TRUNCATED:
                 response.transport = "truncate"
         return self._finish(response)
@@ -556,6 +574,36 @@ class Simulator:
                     }
                 )
         return _json_response(200, {"buckets": buckets}, rid)
+
+
+def _credential_of(hmap: dict[str, list[str]]) -> str:
+    """What the API would meter a request by: its API key or bearer token (hashed, so the
+    limiter never holds a credential in the clear)."""
+    raw = hmap.get("x-api-key", [None])[0] or hmap.get("authorization", [""])[0]
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+class _CredentialBuckets:
+    """One token bucket per credential (thread-safe: the server answers on many threads)."""
+
+    def __init__(self, config: RateLimitConfig, monotonic: Callable[[], float]) -> None:
+        self._config = config
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._buckets: dict[str, tuple[float, float]] = {}  # credential -> (tokens, at)
+
+    def take(self, credential: str) -> float | None:
+        """Spend a token: ``None`` if one was there, else the seconds until one is."""
+        rate, burst = self._config.per_second, float(self._config.burst)
+        with self._lock:
+            now = self._monotonic()
+            tokens, at = self._buckets.get(credential, (burst, now))
+            tokens = min(burst, tokens + (now - at) * rate)
+            if tokens >= 1.0 - 1e-9:  # float sums of exact intervals may fall a hair short
+                self._buckets[credential] = (tokens - 1.0, now)
+                return None
+            self._buckets[credential] = (tokens, now)
+            return (1.0 - tokens) / rate
 
 
 def _accepts(corpus: OrgCorpus, pos: int, query: EventQuery) -> bool:
