@@ -127,6 +127,22 @@ class ArchiverSettings(BaseModel):
         ge=1,
         description="Object Lock retention of sealed day objects and manifests, in days.",
     )
+    rate_limit_per_second: float = Field(
+        default=10.0,
+        gt=0,
+        le=1000,
+        description=(
+            "DI requests per second this run may send with its credential (all threads "
+            "together); about 10/s is the polite ceiling for one key. With several concurrent "
+            "runs (fan-out) each gets its share."
+        ),
+    )
+    max_requests_in_flight: int = Field(
+        default=16,
+        ge=1,
+        le=256,
+        description="DI requests outstanding at once with this run's credential.",
+    )
     time_budget_reserve_seconds: int = Field(
         default=60,
         ge=0,

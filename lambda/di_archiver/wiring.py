@@ -111,11 +111,21 @@ def build_runtime(
     closeables: list[Closeable] = []
     if source is None:
         from di_archiver.adapters.di_client import DIClient  # noqa: PLC0415
+        from di_archiver.adapters.rate_limit import RateLimiter  # noqa: PLC0415
 
         if credentials is None:
             credentials = load_credentials(
                 settings, secrets_client=secrets_client, secret=secret, endpoint_url=endpoint_url
             )
+        options = dict(client_options or {})
+        # One limiter per client and one client per run: every worker shares the key's budget.
+        options.setdefault(
+            "rate_limiter",
+            RateLimiter(
+                rate_per_s=settings.rate_limit_per_second,
+                max_in_flight=settings.max_requests_in_flight,
+            ),
+        )
         client = DIClient(
             base_url=settings.di_base_url,
             credentials=credentials,
@@ -123,7 +133,7 @@ def build_runtime(
             page_limit=settings.page_limit,
             services=list(settings.services),
             http=http,
-            **dict(client_options or {}),
+            **options,
         )
         closeables.append(client)
         source = client

@@ -57,6 +57,8 @@ def aws(monkeypatch: pytest.MonkeyPatch, simulator: tuple[Simulator, str]) -> It
         "DI_ARCHIVER_ARCHIVE_BUCKET": BUCKET,
         "DI_ARCHIVER_SECRET_ID": SECRET_ID,
         "DI_ARCHIVER_BASE_URL": base_url,
+        # The simulator enforces no rate limit here; pacing at JumpCloud's would only slow tests.
+        "DI_ARCHIVER_RATE_LIMIT_PER_SECOND": "1000",
         "DI_ARCHIVER_LOOKBACK_DAYS": "1",
         "DI_ARCHIVER_LAG_SECONDS": str(LAG_S),
         "DI_ARCHIVER_CHECKPOINT_PARAMETER_PREFIX": PREFIX,
@@ -265,6 +267,8 @@ def test_maintain_places_sealed_objects_under_object_lock_when_configured(
         "DI_ARCHIVER_ARCHIVE_BUCKET": locked_bucket,
         "DI_ARCHIVER_SECRET_ID": SECRET_ID,
         "DI_ARCHIVER_BASE_URL": base_url,
+        # The simulator enforces no rate limit here; pacing at JumpCloud's would only slow tests.
+        "DI_ARCHIVER_RATE_LIMIT_PER_SECOND": "1000",
         "DI_ARCHIVER_LOOKBACK_DAYS": "1",
         "DI_ARCHIVER_CHECKPOINT_PARAMETER_PREFIX": PREFIX,
         "DI_ARCHIVER_OBJECT_LOCK_MODE": "COMPLIANCE",

@@ -33,6 +33,7 @@ def test_from_env_minimal_gives_documented_defaults() -> None:
     assert settings.region is Region.STANDARD
     assert settings.auth_kind is AuthKind.API_KEY
     assert settings.di_base_url == "https://api.jumpcloud.com"
+    assert settings.rate_limit_per_second == 10.0
 
 
 def test_from_env_parses_lists_numbers_and_enums() -> None:
@@ -165,3 +166,13 @@ def test_env_names_cover_every_field() -> None:
     assert set(names) == set(ArchiverSettings.model_fields)
     assert all(value.startswith("DI_ARCHIVER_") for value in names.values())
     assert names["org_ids"] == "DI_ARCHIVER_ORG_IDS"
+
+
+def test_rate_limit_is_read_from_env_and_must_be_positive() -> None:
+    # Given a fan-out share of the key's budget
+    env = {**BASE_ENV, "DI_ARCHIVER_RATE_LIMIT_PER_SECOND": "2.5"}
+    # When read, Then it is a float
+    assert ArchiverSettings.from_env(env).rate_limit_per_second == 2.5
+    # And a zero rate (which would never send a request) is refused by name
+    with pytest.raises(SettingsError, match="DI_ARCHIVER_RATE_LIMIT_PER_SECOND"):
+        ArchiverSettings.from_env({**BASE_ENV, "DI_ARCHIVER_RATE_LIMIT_PER_SECOND": "0"})

@@ -35,6 +35,7 @@ from di_archiver.adapters.di_auth import (
     TokenCache,
     header_safe,
 )
+from di_archiver.adapters.rate_limit import RateLimiter
 from di_archiver.adapters.retry import RETRYABLE_STATUSES, RetryPolicy, parse_retry_after
 from di_archiver.domain.pipeline import run_ahead
 from di_archiver.errors import (
@@ -139,6 +140,7 @@ class DIClient:
         token_renew_margin: float = DEFAULT_RENEW_MARGIN_SECONDS,
         deadline: Callable[[], float] | None = None,
         min_attempt_seconds: float = DEFAULT_MIN_ATTEMPT_SECONDS,
+        rate_limiter: RateLimiter | None = None,
     ) -> None:
         if not 1 <= page_limit <= MAX_PAGE_LIMIT:
             raise SettingsError(f"page_limit must be 1..{MAX_PAGE_LIMIT}; got {page_limit}")
@@ -159,6 +161,8 @@ class DIClient:
         self._prefetch = prefetch
         self._deadline = deadline
         self._min_attempt_seconds = min_attempt_seconds
+        # Every request of this credential, from any thread, passes the same limiter.
+        self._limiter = rate_limiter
         self._http_lock = threading.Lock()
         self._tokens: TokenCache | None = None
         if isinstance(credentials, ServiceAccountCredentials):
@@ -192,6 +196,10 @@ class DIClient:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    @property
+    def rate_limiter(self) -> RateLimiter | None:
+        return self._limiter
 
     def set_deadline(self, deadline: Callable[[], float] | None) -> None:
         """Bound every later request by ``deadline()`` seconds remaining (``None``: unbounded)."""
@@ -418,12 +426,23 @@ class DIClient:
             remaining = self._remaining()
             if remaining is not None and remaining < self._min_attempt_seconds:
                 raise out_of_time(remaining) from cause
-            timeout = self._attempt_timeout(remaining)
             attempts += 1
             retry_after: float | None = None
+            limiter = self._limiter
+            if limiter is not None:
+                max_wait = None if remaining is None else remaining - self._min_attempt_seconds
+                if not limiter.acquire(max_wait):
+                    raise out_of_time(self._remaining() or 0.0) from cause
+                # The wait for a turn used some of the budget this attempt may spend.
+                remaining = self._remaining()
+            timeout = self._attempt_timeout(remaining)
             self.stats.requests += 1
             try:
-                response = send(timeout)
+                try:
+                    response = send(timeout)
+                finally:
+                    if limiter is not None:
+                        limiter.release()
             except (httpx.UnsupportedProtocol, httpx.LocalProtocolError, httpx.InvalidURL) as exc:
                 # ``from None``: LocalProtocolError quotes an illegal header value, which may be
                 # the credential itself; the type name is enough to diagnose.
@@ -435,6 +454,14 @@ class DIClient:
                 last_reason, last_status, malformed, cause = _describe(exc), None, False, exc
             else:
                 request_id = response.headers.get("x-request-id") or request_id
+                if limiter is not None:
+                    if response.status_code == 429:
+                        hint = parse_retry_after(response.headers.get("retry-after"))
+                        limiter.throttled(
+                            None if hint is None else min(hint, self._retry.max_delay)
+                        )
+                    else:
+                        limiter.succeeded()
                 try:
                     return handle(response)
                 except _Retry as signal:

@@ -168,7 +168,11 @@ def run_demo(
     # Short back-off keeps the demo quick; production keeps the patient default.
     fast_retry = RetryPolicy(max_attempts=10, base_delay=0.02, max_delay=0.2)
     with sim.serve(port=0) as server:
-        settings = settings.model_copy(update={"base_url": server.base_url})
+        # The demo's simulator enforces no rate limit; JumpCloud's polite ceiling stays the
+        # default for real runs.
+        settings = settings.model_copy(
+            update={"base_url": server.base_url, "rate_limit_per_second": 1000.0}
+        )
 
         runtime = build_runtime(
             settings,
