@@ -1,14 +1,15 @@
-"""Daily maintenance: seal every org's closed days, then reconcile sealed days from a cursor.
+"""Daily maintenance: seal every org's closed days, then reconcile closed days from a cursor.
 
 Two phases, so a time budget that runs out never starves the orgs late in the list:
 
 1. **Seal** every org (cheap, and each run makes lasting progress, so the fixed org order is
    fair: an org sealed today has nothing left to seal tomorrow). The budget is checked before
    each org and before each day (``DaySealer.seal_org(..., should_stop=...)``).
-2. **Reconcile** every sealed day in scope, one ``(day, org)`` unit at a time, newest day first
-   and then by org id. A run starts right after the unit the previous run reached (the
-   *reconcile cursor*) and wraps around, so successive runs cover every org and day even when
-   one run can afford only a slice. Without a budget a run covers every unit.
+2. **Reconcile** every closed day in scope (sealed or not, and the closed hours of today), one
+   ``(day, org)`` unit at a time, newest day first and then by org id. A run starts right after
+   the unit the previous run reached (the *reconcile cursor*) and wraps around, so successive
+   runs cover every org and day even when one run can afford only a slice. Without a budget a
+   run covers every unit.
 
 The cursor lives in the :class:`CheckpointStore` under :data:`RECONCILE_CURSOR_KEY`, one small
 document (``last_day``, ``last_org``). It is only a fairness hint: losing or corrupting it makes
@@ -28,14 +29,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
+from di_archiver.domain.counting import ExactCounter
 from di_archiver.domain.ports import ArchiveStore, CheckpointStore, EventSource
-from di_archiver.domain.reconcile import BucketSnapshotter, DayCheck, Reconciler
+from di_archiver.domain.reconcile import BucketSnapshotter, DayCheck, DayWindow, Reconciler
 from di_archiver.domain.seal import (
     DaySealer,
     MaintenanceObserver,
     NullMaintenanceObserver,
     Retention,
     SealResult,
+    checkpoint_archived_from,
     checkpoint_bucket_minutes,
     closed_through_ns,
 )
@@ -73,6 +76,10 @@ class OrgMaintenance:
             1 for c in self.checks if c.status == "repaired"
         )
 
+    @property
+    def findings(self) -> tuple[DayCheck, ...]:
+        return tuple(c for c in self.checks if c.finding)
+
 
 @dataclass(frozen=True, slots=True)
 class MaintenanceReport:
@@ -94,6 +101,11 @@ class MaintenanceReport:
     @property
     def failures(self) -> tuple[OrgMaintenance, ...]:
         return tuple(o for o in self.orgs if o.error is not None)
+
+    @property
+    def findings(self) -> tuple[DayCheck, ...]:
+        """Days whose counts still disagree with DI after the repair (a non-zero exit)."""
+        return tuple(f for o in self.orgs for f in o.findings)
 
     def raise_for_failures(self) -> None:
         """Raise one ArchiverError naming every failed org (messages are secret-free)."""
@@ -189,11 +201,19 @@ def maintain(
     remaining_seconds: Callable[[], float] | None = None,
     reserve_seconds: float = 60.0,
     reconcile: bool = True,
+    counter: ExactCounter | None = None,
 ) -> MaintenanceReport:
-    """Seal every org, then (with a source and snapshotter) reconcile from the cursor."""
+    """Seal every org, then (with a source and snapshotter) reconcile from the cursor.
+
+    ``counter`` counts DI exactly; pass one that outlives the call (a warm Lambda's) to keep
+    each org's learnt ``end_time`` reading, else one is made over ``source``.
+    """
     if RECONCILE_CURSOR_KEY in org_ids:
         raise SettingsError(f"org id {RECONCILE_CURSOR_KEY} is reserved for the reconcile cursor")
     observer = observer or NullMaintenanceObserver()
+    # One counter for the whole pass: each org's end_time reading is learnt once.
+    if counter is None and source is not None:
+        counter = ExactCounter(source)
     sealer = DaySealer(
         store=store,
         prefix=prefix,
@@ -201,6 +221,7 @@ def maintain(
         clock=clock,
         retention=retention,
         observer=observer,
+        counter=counter,
     )
 
     def should_stop() -> bool:
@@ -211,7 +232,7 @@ def maintain(
         observer.on_warning("maintenance failed", org_id=progress.org_id, error=progress.error)
 
     progress: dict[str, _OrgProgress] = {}
-    closed: dict[str, int] = {}
+    closed: dict[str, tuple[int, int | None]] = {}
     stopped = False
     for org_id in org_ids:
         if should_stop():
@@ -227,7 +248,7 @@ def maintain(
         except Exception as exc:  # one org's failure must not block the others
             fail(org, exc)
             continue
-        closed[org_id] = closed_ns
+        closed[org_id] = (closed_ns, checkpoint_archived_from(checkpoints, org_id))
 
     if reconcile and source is not None and snapshotter is not None and not stopped:
         stopped = _reconcile_phase(
@@ -242,6 +263,7 @@ def maintain(
                 lookback_ns=lookback_ns,
                 clock=clock,
                 observer=observer,
+                counter=counter,
             ),
             should_stop=should_stop,
             fail=fail,
@@ -254,7 +276,7 @@ def maintain(
 
 def _reconcile_phase(
     *,
-    closed: Mapping[str, int],
+    closed: Mapping[str, tuple[int, int | None]],
     progress: Mapping[str, _OrgProgress],
     checkpoints: CheckpointStore,
     make_reconciler: Callable[[str], Reconciler],
@@ -264,15 +286,15 @@ def _reconcile_phase(
 ) -> bool:
     """Reconcile ``(day, org)`` units from the stored cursor; True when the budget ran out."""
     reconcilers: dict[str, Reconciler] = {}
-    units: list[ReconcileCursor] = []
-    for org_id, closed_ns in closed.items():
+    windows: dict[tuple[str, date], DayWindow] = {}
+    for org_id, (closed_ns, archived_from) in closed.items():
         if should_stop():
             return True
         try:
             reconciler = reconcilers[org_id] = make_reconciler(org_id)
-            units.extend(
-                ReconcileCursor(day, org_id) for day in reconciler.days_in_scope(org_id, closed_ns)
-            )
+            reconciler.sealer.complete_pending_relink(org_id)
+            for window in reconciler.windows_in_scope(org_id, closed_ns, archived_from):
+                windows[org_id, window.day] = window
         except Exception as exc:  # one org's failure must not block the others
             fail(progress[org_id], exc)
     try:
@@ -284,6 +306,7 @@ def _reconcile_phase(
     last: ReconcileCursor | None = None
     unsaved = 0
     stopped = False
+    units = [ReconcileCursor(day, org_id) for org_id, day in windows]
     for unit in rotate(units, cursor):
         if unit.org_id in failed:
             # Its other days wait for the next cycle: retrying a broken org (revoked key, DI
@@ -294,9 +317,11 @@ def _reconcile_phase(
             break
         expensive = False
         try:
-            check = reconcilers[unit.org_id].reconcile_day(unit.org_id, unit.day)
+            check = reconcilers[unit.org_id].reconcile_window(
+                unit.org_id, windows[unit.org_id, unit.day]
+            )
             progress[unit.org_id].checks.append(check)
-            expensive = check.status in ("repaired", "unresolved")
+            expensive = check.status != "ok"
         except Exception as exc:  # one org's failure must not block the others
             fail(progress[unit.org_id], exc)
             failed.add(unit.org_id)

@@ -44,6 +44,7 @@ from di_archiver.domain.certificate import (
     parse_certificate_name,
     sign_manifest,
 )
+from di_archiver.domain.counting import ExactCounter
 from di_archiver.domain.manifest import (
     GENESIS_SHA256,
     Manifest,
@@ -258,22 +259,6 @@ def day_bounds(day: date) -> tuple[int, int]:
     return start, start + NS_PER_DAY
 
 
-def di_count_window(start_ns: int, end_ns: int) -> tuple[int, int]:
-    """The window we ask DI to count for ``[start, end)``.
-
-    DI filters at millisecond resolution and its ``end_time`` inclusivity is unknown, so we ask
-    for ``[start, end - 1 ms]``: exact when ``end_time`` is inclusive, and short by only the
-    events of the window's last millisecond when it is exclusive. :func:`counts_agree` accepts
-    both readings, so neither makes a day look incomplete forever.
-    """
-    return start_ns, end_ns - NS_PER_MS
-
-
-def counts_agree(di_count: int, archived_count: int, archived_in_last_ms: int) -> bool:
-    """True when DI's count equals ours under either end-time inclusivity."""
-    return di_count in (archived_count, archived_count - archived_in_last_ms)
-
-
 def closed_through_ns(checkpoints: CheckpointStore, org_id: str) -> int | None:
     """End of the newest closed bucket recorded in the org's checkpoint document."""
     document = checkpoints.load(org_id)
@@ -288,6 +273,17 @@ def closed_through_ns(checkpoints: CheckpointStore, org_id: str) -> int | None:
         return parse_timestamp_ns(value)
     except ValueError as exc:
         raise CheckpointError(f"checkpoint of org {org_id}: bad closed_through ({exc})") from None
+
+
+def checkpoint_archived_from(checkpoints: CheckpointStore, org_id: str) -> int | None:
+    """Where the org's archive begins (the first run's backfill start), when recorded."""
+    value = (checkpoints.load(org_id) or {}).get("archived_from")
+    if not isinstance(value, str):
+        return None
+    try:
+        return parse_timestamp_ns(value)
+    except ValueError as exc:
+        raise CheckpointError(f"checkpoint of org {org_id}: bad archived_from ({exc})") from None
 
 
 def checkpoint_bucket_minutes(checkpoints: CheckpointStore, org_id: str, default: int = 60) -> int:
@@ -415,6 +411,7 @@ class DaySealer:
         observer: MaintenanceObserver | None = None,
         signer: Signer | None = None,
         publishers: Sequence[HeadPublisher] = (),
+        counter: ExactCounter | None = None,
     ) -> None:
         if retention is not None and not isinstance(store, LockingStore):
             raise SettingsError(
@@ -423,6 +420,8 @@ class DaySealer:
         self.store = store
         self.prefix = prefix.strip("/")
         self.source = source
+        # DI's count recorded in the manifest is exact for the day, whatever end_time does.
+        self.counter = counter or (ExactCounter(source) if source is not None else None)
         self.clock = clock
         self.retention = retention
         self.observer = observer or NullMaintenanceObserver()
@@ -643,8 +642,8 @@ class DaySealer:
         existing = self.load_manifest(org_id, day)
         start_ns, end_ns = day_bounds(day)
         di_count = None
-        if self.source is not None:
-            di_count = self.source.count(org_id, *di_count_window(start_ns, end_ns))
+        if self.counter is not None:
+            di_count = self.counter.count(org_id, start_ns, end_ns)
 
         buckets_by_service: dict[str, list[tuple[ObjectKey, StoredObject]]] = defaultdict(list)
         for parsed, stored in objects.buckets.get(day, []):

@@ -126,8 +126,16 @@ def test_a_lower_di_count_never_deletes_anything() -> None:
     # When maintenance runs
     report = run_maintain(source, store, engine, checkpoints, observer)
 
-    # Then the day is reported, nothing is re-snapshotted or written, and a warning is emitted
+    # Then the day is a finding naming each differing bucket with both counts, nothing is
+    # re-snapshotted or written, and a warning is emitted
     assert [c.status for c in report.orgs[0].checks] == ["ok", "di_lower", "ok"]
+    (finding,) = report.findings
+    assert (finding.di_count, finding.archived_after) == (30, 32)
+    assert [(b.di_count, b.archived_after, b.status) for b in finding.buckets] == [
+        (b.di_count, b.di_count + 1, "di_lower") for b in finding.buckets
+    ]
+    assert len(finding.buckets) in (1, 2)
+    assert all(f"{b.name} DI {b.di_count}" in finding.describe() for b in finding.buckets)
     assert store.objects == before
     assert observer.warnings
     assert "nothing deleted" in observer.warnings[0][0]

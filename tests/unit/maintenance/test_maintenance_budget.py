@@ -8,6 +8,8 @@ from datetime import date, timedelta
 
 import pytest
 
+from di_archiver.archive_format import event_timestamp_ns
+from di_archiver.domain.counting import ExactCounter
 from di_archiver.domain.maintenance import (
     RECONCILE_CURSOR_KEY,
     MaintenanceReport,
@@ -46,9 +48,13 @@ class World:
         self.store = MemoryStore()
         self.engine = FakeEngine(self.source, self.store)
         self.checkpoints = MemoryCheckpoints()
+        # DI's end_time reading is learnt up front so one day of work costs one count call.
+        self.counter = ExactCounter(self.source)
+        anchor = event_timestamp_ns(self.source.events[0][1])
         for org in orgs:
             self.engine.archive_days(org, DAY0, DAYS)
             self.checkpoints.close_through(org, day_ns(DAY0) + DAYS * DAY)
+            assert self.counter.learn(org, anchor) == "inclusive"
 
     def budget(self, count_calls: int) -> Callable[[], float]:
         """Remaining "seconds" = DI count calls this run may still make (one per day of work)."""
@@ -69,6 +75,7 @@ class World:
             remaining_seconds=None if count_calls is None else self.budget(count_calls),
             reserve_seconds=1.0,
             reconcile=reconcile,
+            counter=self.counter,
         )
 
 

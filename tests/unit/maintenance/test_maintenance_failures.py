@@ -148,7 +148,7 @@ def test_reconciler_raises_archiver_errors() -> None:
     sealer = DaySealer(store=store, prefix=PREFIX, source=source)
 
     # When a reconciler is built with a bucket width that does not divide a day, or asked to
-    # reconcile a day that is not sealed
+    # reconcile a day whose archived object holds a line that is not JSON
     # Then both are ArchiverErrors (the maintenance loop and the CLI report them cleanly)
     with pytest.raises(SettingsError, match="divide a day"):
         Reconciler(
@@ -157,5 +157,8 @@ def test_reconciler_raises_archiver_errors() -> None:
     reconciler = Reconciler(
         source=source, sealer=sealer, snapshotter=engine, bucket_ns=HOUR, lookback_ns=DAY
     )
-    with pytest.raises(IntegrityError, match="not sealed"):
+    store.put(
+        bucket_object_key(PREFIX, BROKEN, "sso", day_ns(DAY0), day_ns(DAY0) + HOUR), CORRUPT, {}
+    )
+    with pytest.raises(IntegrityError, match="unreadable"):
         reconciler.reconcile_day(BROKEN, DAY0)
