@@ -26,6 +26,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import httpx
 
 from di_archiver import __version__
+from di_archiver.adapters.bounded_http import (
+    Answer,
+    BodyTooLarge,
+    BodyUnreadable,
+    RequestDeadlineExceeded,
+    deadline_transport,
+    read_body,
+    request_deadline,
+)
 from di_archiver.adapters.di_auth import (
     DEFAULT_RENEW_MARGIN_SECONDS,
     AccessToken,
@@ -63,6 +72,17 @@ MAX_PAGE_LIMIT = 10_000
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 # An attempt with less time than this left cannot usefully complete a DI page request.
 DEFAULT_MIN_ATTEMPT_SECONDS = 2.0
+# One request (connect, send, headers, body) may take this long in total, however the server
+# paces its bytes; httpx's own timeouts apply to each read, so a drip would never end.
+DEFAULT_REQUEST_TIMEOUT_SECONDS = 120.0
+# A full 10,000-event page is ~10-30 MB of JSON; far more is a hostile or broken answer (a
+# gzip bomb expands 1 MB into 1 GB), refused before it can exhaust the Lambda's memory.
+DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
+# Error bodies are only quoted (shortened to a line), so little of them is read.
+_ERROR_BODY_BYTES = 64 * 1024
+# One bucket of at most max_events_per_bucket events needs ~50 pages of 10,000 (500 of DI's
+# default 1,000); a server that keeps handing out fresh cursors is stopped here.
+DEFAULT_MAX_PAGES_PER_WINDOW = 1_000
 _MESSAGE_LIMIT = 300
 
 Event = dict[str, Any]
@@ -141,6 +161,9 @@ class DIClient:
         deadline: Callable[[], float] | None = None,
         min_attempt_seconds: float = DEFAULT_MIN_ATTEMPT_SECONDS,
         rate_limiter: RateLimiter | None = None,
+        request_timeout: float = DEFAULT_REQUEST_TIMEOUT_SECONDS,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        max_pages_per_window: int = DEFAULT_MAX_PAGES_PER_WINDOW,
     ) -> None:
         if not 1 <= page_limit <= MAX_PAGE_LIMIT:
             raise SettingsError(f"page_limit must be 1..{MAX_PAGE_LIMIT}; got {page_limit}")
@@ -163,6 +186,13 @@ class DIClient:
         self._min_attempt_seconds = min_attempt_seconds
         # Every request of this credential, from any thread, passes the same limiter.
         self._limiter = rate_limiter
+        if request_timeout <= 0 or max_body_bytes < 1 or max_pages_per_window < 1:
+            raise SettingsError(
+                "request_timeout, max_body_bytes and max_pages_per_window must be positive"
+            )
+        self._request_timeout = request_timeout
+        self._max_body_bytes = max_body_bytes
+        self._max_pages = max_pages_per_window
         self._http_lock = threading.Lock()
         self._tokens: TokenCache | None = None
         if isinstance(credentials, ServiceAccountCredentials):
@@ -181,7 +211,9 @@ class DIClient:
         """The underlying httpx client, created on first use (HTTP/1.1, explicit timeouts)."""
         with self._http_lock:
             if self._http is None:
-                self._http = httpx.Client(timeout=self._timeout, follow_redirects=False)
+                self._http = httpx.Client(
+                    timeout=self._timeout, follow_redirects=False, transport=deadline_transport()
+                )
             return self._http
 
     def close(self) -> None:
@@ -236,14 +268,37 @@ class DIClient:
     def _pages(self, orgs: tuple[str, ...], body: dict[str, Any]) -> Iterator[Page]:
         seen_cursors: set[str] = set()
         request = dict(body)
+        requested = int(body["limit"])
+        pages = 0
         while True:
+            if pages >= self._max_pages:
+                raise DIResponseError(
+                    f"DI answered {pages} full pages for one window ({body['start_time']} to "
+                    f"{body['end_time']}) without reaching its end; stopped rather than page "
+                    "forever (a window this large needs a lower DI_ARCHIVER_BUCKET_MINUTES)",
+                    status=200,
+                )
             page = self._call_api("DI /events", EVENTS_PATH, request, orgs, self._parse_page)
+            pages += 1
             self.stats.pages += 1
             if not page.events:
                 return
-            # The documented rule; X-Limit is the effective limit, which may differ from ours.
-            # Without X-Limit we cannot tell a last page, so we read on to an empty one.
-            if page.limit is not None and page.result_count < page.limit:
+            # The documented rule, with X-Limit as the effective limit (DI may cap ours). An
+            # X-Limit above what we asked for is a broken promise: trusting it would end paging
+            # at the first full page, so the smaller of the two decides. Without X-Limit we
+            # cannot tell a last page, so we read on to an empty one.
+            limit = page.limit
+            if limit is not None and limit > requested:
+                logger.warning(
+                    "DI answered X-Limit %d to a request for %d events per page%s; reading on "
+                    "while pages hold %d",
+                    limit,
+                    requested,
+                    _rid(page.request_id),
+                    requested,
+                )
+                limit = requested
+            if limit is not None and page.result_count < limit:
                 self.stats.events += len(page.events)
                 yield page.events
                 return
@@ -287,8 +342,8 @@ class DIClient:
             )
         return cursor
 
-    def _parse_page(self, response: httpx.Response) -> _PageResponse:
-        request_id = response.headers.get("x-request-id")
+    def _parse_page(self, response: Answer) -> _PageResponse:
+        request_id = response.request_id
         data = self._json_body(response)
         if data is None:  # seen as "null responses" in JumpCloud's SDK changelog
             events: Page = []
@@ -301,6 +356,7 @@ class DIClient:
                 status=200,
                 request_id=request_id,
             )
+        _refuse_ambiguous_placement(response.body, len(events), request_id)
         result_count = _int_header(response, "x-result-count")
         if result_count is not None and result_count != len(events):
             # Headers arrive before the body: a mismatch means the body was cut or mangled.
@@ -317,11 +373,11 @@ class DIClient:
             request_id=request_id,
         )
 
-    def _parse_count(self, response: httpx.Response) -> int:
+    def _parse_count(self, response: Answer) -> int:
         data = self._json_body(response)
         value = data.get("count") if isinstance(data, dict) else None
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            request_id = response.headers.get("x-request-id")
+            request_id = response.request_id
             raise DIResponseError(
                 f'DI /events/count answered without a valid "count"{_rid(request_id)}',
                 status=200,
@@ -329,9 +385,9 @@ class DIClient:
             )
         return value
 
-    def _json_body(self, response: httpx.Response) -> Any:
+    def _json_body(self, response: Answer) -> Any:
         try:
-            return json.loads(response.content, parse_constant=_refuse_non_json_constant)
+            return json.loads(response.body, parse_constant=_refuse_non_json_constant)
         except ValueError:
             # A cut connection can still look like a complete 200; try again before giving up.
             self.stats.truncated += 1
@@ -345,7 +401,7 @@ class DIClient:
         path: str,
         body: dict[str, Any],
         orgs: tuple[str, ...],
-        parse: Callable[[httpx.Response], _T],
+        parse: Callable[[Answer], _T],
     ) -> _T:
         url = self._base_url + path
         renewed = False
@@ -353,11 +409,14 @@ class DIClient:
 
         def send(timeout: httpx.Timeout) -> httpx.Response:
             headers = self._headers(orgs, sent_token)
-            return self.http.post(url, json=body, headers=headers, timeout=timeout)
+            request = self.http.build_request(
+                "POST", url, json=body, headers=headers, timeout=timeout
+            )
+            return self.http.send(request, stream=True)
 
-        def handle(response: httpx.Response) -> _T:
+        def handle(response: Answer) -> _T:
             nonlocal renewed
-            status = response.status_code
+            status = response.status
             if status == 200:
                 return parse(response)
             if status in RETRYABLE_STATUSES:
@@ -377,6 +436,8 @@ class DIClient:
         headers = [
             ("Content-Type", "application/json"),
             ("Accept", "application/json"),
+            # Only what the bounded reader decodes itself (httpx would add br/zstd if present).
+            ("Accept-Encoding", "gzip"),
             ("User-Agent", self._user_agent),
         ]
         if isinstance(self._credentials, ApiKeyCredentials):
@@ -390,8 +451,8 @@ class DIClient:
         headers.extend(("x-org-id", org) for org in orgs)
         return headers
 
-    def _retryable(self, response: httpx.Response) -> _Retry:
-        status = response.status_code
+    def _retryable(self, response: Answer) -> _Retry:
+        status = response.status
         if status == 429:
             self.stats.throttles += 1
         else:
@@ -404,7 +465,7 @@ class DIClient:
         self,
         what: str,
         send: Callable[[httpx.Timeout], httpx.Response],
-        handle: Callable[[httpx.Response], _T],
+        handle: Callable[[Answer], _T],
     ) -> _T:
         attempts = 0
         last_reason = "no attempt made"
@@ -435,11 +496,16 @@ class DIClient:
                     raise out_of_time(self._remaining() or 0.0) from cause
                 # The wait for a turn used some of the budget this attempt may spend.
                 remaining = self._remaining()
-            timeout = self._attempt_timeout(remaining)
+            budget = (
+                self._request_timeout
+                if remaining is None
+                else min(remaining, self._request_timeout)
+            )
+            timeout = self._attempt_timeout(budget)
             self.stats.requests += 1
             try:
                 try:
-                    response = send(timeout)
+                    response = self._exchange(send, timeout, budget)
                 finally:
                     if limiter is not None:
                         limiter.release()
@@ -447,15 +513,32 @@ class DIClient:
                 # ``from None``: LocalProtocolError quotes an illegal header value, which may be
                 # the credential itself; the type name is enough to diagnose.
                 raise DIApiError(f"{what} cannot be sent: {type(exc).__name__}") from None
+            except BodyTooLarge as exc:
+                # Deterministic (a bomb or a broken server): asking again cannot help.
+                raise DIResponseError(
+                    f"{what} answered a body {exc}; refused before it could exhaust memory "
+                    f"(a full page of 10,000 events is far smaller){_rid(request_id)}",
+                    status=200,
+                    request_id=request_id,
+                ) from None
+            except RequestDeadlineExceeded:
+                self.stats.transport_errors += 1
+                last_reason = f"the request took longer than {budget:.1f} s in total"
+                last_status, malformed, cause = None, False, None
+            except BodyUnreadable as exc:
+                self.stats.truncated += 1
+                last_reason, last_status, malformed, cause = str(exc), 200, True, None
             except (httpx.TransportError, httpx.DecodingError) as exc:
                 self.stats.transport_errors += 1
                 if isinstance(exc, httpx.RemoteProtocolError | httpx.DecodingError):
                     self.stats.truncated += 1
                 last_reason, last_status, malformed, cause = _describe(exc), None, False, exc
+                if isinstance(exc, httpx.TimeoutException):
+                    last_reason = f"{last_reason}; the request's limit was {budget:.1f} s"
             else:
-                request_id = response.headers.get("x-request-id") or request_id
+                request_id = response.request_id or request_id
                 if limiter is not None:
-                    if response.status_code == 429:
+                    if response.status == 429:
                         hint = parse_retry_after(response.headers.get("retry-after"))
                         limiter.throttled(
                             None if hint is None else min(hint, self._retry.max_delay)
@@ -465,7 +548,7 @@ class DIClient:
                 try:
                     return handle(response)
                 except _Retry as signal:
-                    last_reason, last_status = signal.reason, response.status_code
+                    last_reason, last_status = signal.reason, response.status
                     malformed, retry_after, cause = signal.malformed, signal.retry_after, None
                     if signal.immediate:
                         attempts -= 1
@@ -495,6 +578,22 @@ class DIClient:
             request_id=request_id,
         ) from cause
 
+    def _exchange(
+        self, send: Callable[[httpx.Timeout], httpx.Response], timeout: httpx.Timeout, budget: float
+    ) -> Answer:
+        """One request and its whole body, ended by ``budget`` seconds however bytes arrive."""
+        # Real time, not the injected clock: sockets wait in real time.
+        expires = time.monotonic() + budget
+        with request_deadline(expires):
+            response = send(timeout)
+            ok = response.status_code == 200
+            return read_body(
+                response,
+                limit=self._max_body_bytes if ok else _ERROR_BODY_BYTES,
+                expired=lambda: time.monotonic() >= expires,
+                truncate=not ok,
+            )
+
     def _remaining(self) -> float | None:
         deadline = self._deadline
         return None if deadline is None else deadline()
@@ -515,11 +614,9 @@ class DIClient:
             pool=cut(base.pool),
         )
 
-    def _status_error(
-        self, what: str, response: httpx.Response, orgs: tuple[str, ...]
-    ) -> DIApiError:
-        status = response.status_code
-        request_id = response.headers.get("x-request-id")
+    def _status_error(self, what: str, response: Answer, orgs: tuple[str, ...]) -> DIApiError:
+        status = response.status
+        request_id = response.request_id
         rid = _rid(request_id)
         source = f"secret {self._credentials.source}" if self._credentials.source else "the secret"
         org_text = ", ".join(orgs) if orgs else "the key's organisation"
@@ -563,18 +660,18 @@ class DIClient:
             f"{what} answered HTTP {status}: {message}{rid}", status=status, request_id=request_id
         )
 
-    def _api_message(self, response: httpx.Response) -> str:
+    def _api_message(self, response: Answer) -> str:
         """The API's ``message`` (or OAuth ``error``), shortened and scrubbed of secrets."""
         text = ""
         try:
-            data = json.loads(response.content)
+            data = json.loads(response.body)
         except ValueError:
             data = None
         if isinstance(data, dict):
             parts = [data.get(k) for k in ("message", "error", "error_description")]
             text = "; ".join(str(p) for p in parts if isinstance(p, str) and p)
         if not text:
-            text = response.text.strip() or "(no message)"
+            text = response.body.decode("utf-8", errors="replace").strip() or "(no message)"
         return self._scrub(text[:_MESSAGE_LIMIT])
 
     def _scrub(self, text: str) -> str:
@@ -593,20 +690,26 @@ class DIClient:
         source = f"secret {creds.source}" if creds.source else "the secret"
 
         def send(timeout: httpx.Timeout) -> httpx.Response:
-            return self.http.post(
+            request = self.http.build_request(
+                "POST",
                 self._token_url,
-                auth=httpx.BasicAuth(creds.client_id, creds.client_secret),
                 data={"grant_type": "client_credentials", "scope": "api"},
-                headers={"Accept": "application/json", "User-Agent": self._user_agent},
+                headers={
+                    "Accept": "application/json",
+                    "Accept-Encoding": "gzip",
+                    "User-Agent": self._user_agent,
+                },
                 timeout=timeout,
             )
+            auth = httpx.BasicAuth(creds.client_id, creds.client_secret)
+            return self.http.send(request, auth=auth, stream=True)
 
-        def handle(response: httpx.Response) -> AccessToken:
-            status = response.status_code
+        def handle(response: Answer) -> AccessToken:
+            status = response.status
             if status in RETRYABLE_STATUSES:
                 raise self._retryable(response)
             if status in (400, 401, 403):
-                request_id = response.headers.get("x-request-id")
+                request_id = response.request_id
                 raise DIAuthenticationError(
                     f"service-account credentials were rejected by the token endpoint "
                     f"(HTTP {status}: {self._api_message(response)}): check client_id and "
@@ -672,7 +775,7 @@ class DIClient:
         }
 
 
-def _int_header(response: httpx.Response, name: str) -> int | None:
+def _int_header(response: Answer, name: str) -> int | None:
     raw = response.headers.get(name)  # httpx matches names case-insensitively
     if raw is None:
         return None
@@ -681,10 +784,10 @@ def _int_header(response: httpx.Response, name: str) -> int | None:
     except ValueError:
         value = -1
     if value < 0:
-        request_id = response.headers.get("x-request-id")
+        request_id = response.request_id
         raise DIResponseError(
             f"DI header {name} is not a count: {raw[:40]!r}{_rid(request_id)}",
-            status=response.status_code,
+            status=response.status,
             request_id=request_id,
         )
     return value
@@ -710,6 +813,51 @@ def _flatten(pages: Iterator[Page]) -> Iterator[Event]:
         close = getattr(pages, "close", None)
         if close is not None:
             close()
+
+
+# Keys that decide where an event is archived. Sent twice, a JSON reader may take either value
+# (Python and Athena take the last), so the event's place in the archive would be a guess.
+_PLACEMENT_KEYS = ("timestamp", "service")
+
+
+class _DuplicatedKeys(dict[str, Any]):
+    duplicated: tuple[str, ...] = ()
+
+
+def _flag_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) == len(pairs):
+        return obj
+    names = [name for name, _ in pairs]
+    twice = tuple(k for k in _PLACEMENT_KEYS if names.count(k) > 1)
+    if not twice:
+        return obj
+    flagged = _DuplicatedKeys(obj)
+    flagged.duplicated = twice
+    return flagged
+
+
+def _refuse_ambiguous_placement(body: bytes, events: int, request_id: str | None) -> None:
+    """DIResponseError if an event of the page repeats a placement key.
+
+    A byte count rules out nearly every page cheaply; only a page that mentions a placement
+    key more often than it has events (or escapes a key's letters) is parsed again to look.
+    """
+    suspicious = b"\\u" in body or any(
+        body.count(b'"' + key.encode() + b'"') > events for key in _PLACEMENT_KEYS
+    )
+    if not suspicious:
+        return
+    for event in json.loads(body, object_pairs_hook=_flag_duplicates) or ():
+        if isinstance(event, _DuplicatedKeys):
+            raise DIResponseError(
+                f"DI returned event id={str(event.get('id'))[:64]!r} with the key(s) "
+                f"{', '.join(event.duplicated)} more than once: readers disagree on which value "
+                "counts, so its place in the archive would be a guess; the run stops rather "
+                f"than archive it ambiguously{_rid(request_id)}",
+                status=200,
+                request_id=request_id,
+            )
 
 
 def _refuse_non_json_constant(name: str) -> Any:
