@@ -4,56 +4,104 @@ Writes go to a temporary file that is fsynced and renamed into place, so a crash
 the old object or the new one, never a torn file. Symbolic links inside the archive are never
 followed (a link could make an altered copy pass for archive content): reads through one fail,
 listings skip them, and :meth:`LocalArchiveStore.symlinks` reports each for ``verify``.
-Metadata sits beside the object as ``<key>.meta.json`` (written first; a stale sidecar is
-harmless because the object wins).
+Metadata sits beside the object as ``<key>.meta.json``. Two files cannot be renamed at once, so
+a crash or a full disk between the two renames would pair new metadata with old content (or the
+reverse), and a run that trusted it would call a bucket "unchanged" and move its checkpoint past
+events that were never stored. The sidecar therefore names the exact file it describes (inode,
+size, modification time, all kept by ``rename``); :meth:`LocalArchiveStore.head` returns its
+metadata only when it describes the object on disk, or when the object's content still hashes
+to the recorded SHA-256 (an archive copied elsewhere), and otherwise no metadata, which makes
+writers compare content.
 """
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+import zlib
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
+from di_archiver.archive_format import META_SHA256
 from di_archiver.domain.ports import StoredObject
 from di_archiver.errors import CheckpointError, StoreError
 
 META_SUFFIX = ".meta.json"
+_WHAT_TO_DO = (
+    "free space or fix permissions there, then run again (the checkpoint did not move past "
+    "this object, so nothing is lost)"
+)
+
+
+def _fsync_dir(path: Path) -> None:
+    # The rename is durable only once its directory entry is; not every platform can do this.
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _temp_file(path: Path, fill: Callable[[IO[bytes]], object]) -> Path:
+    """A fsynced temporary file beside ``path`` holding what ``fill`` wrote."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            fill(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return Path(tmp)
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    tmp = _temp_file(path, lambda handle: handle.write(data))
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+    _fsync_dir(path.parent)
 
 
-def _atomic_copy(path: Path, fileobj: IO[bytes], size: int) -> None:
-    """Like :func:`_atomic_write` but streams from ``fileobj`` (never the whole body in memory)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+def _copier(fileobj: IO[bytes], size: int, name: str) -> Callable[[IO[bytes]], object]:
+    def fill(handle: IO[bytes]) -> None:
+        shutil.copyfileobj(fileobj, handle, 1024 * 1024)
+        handle.flush()
+        written = handle.tell()
+        if written != size:
+            raise StoreError(f"expected {size} bytes for {name}, read {written}")
+
+    return fill
+
+
+def _identity(stat: os.stat_result) -> dict[str, int]:
+    return {"ino": stat.st_ino, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def _content_sha256(path: Path) -> str | None:
+    """SHA-256 of the object's uncompressed content (what ``di-sha256`` records), if gzip."""
+    digest = hashlib.sha256()
     try:
-        with os.fdopen(fd, "wb") as handle:
-            shutil.copyfileobj(fileobj, handle, 1024 * 1024)
-            handle.flush()
-            written = handle.tell()
-            if written != size:
-                raise StoreError(f"expected {size} bytes for {path.name}, read {written}")
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        with gzip.open(path, "rb") as stream:
+            for block in iter(lambda: stream.read(1024 * 1024), b""):
+                digest.update(block)
+    except (OSError, EOFError, zlib.error):
+        return None
+    return digest.hexdigest()
 
 
 class LocalArchiveStore:
@@ -91,27 +139,45 @@ class LocalArchiveStore:
         yield from sorted(found)
 
     def put(self, key: str, body: bytes, metadata: Mapping[str, str]) -> None:
-        path = self._path(key)
-        try:
-            _atomic_write(
-                path.with_name(path.name + META_SUFFIX), json.dumps(dict(metadata)).encode()
-            )
-            _atomic_write(path, body)
-        except OSError as exc:
-            raise StoreError(f"cannot write {path}: {exc.strerror}") from exc
+        self._write(key, lambda handle: handle.write(body), metadata)
 
     def put_file(
         self, key: str, fileobj: IO[bytes], size: int, metadata: Mapping[str, str]
     ) -> None:
         """Stream ``size`` bytes from ``fileobj`` into ``key``, atomically like :meth:`put`."""
+        self._write(key, _copier(fileobj, size, key), metadata)
+
+    def _write(
+        self, key: str, fill: Callable[[IO[bytes]], object], metadata: Mapping[str, str]
+    ) -> None:
+        """Content and sidecar to fsynced temporary files, sidecar renamed first, object last.
+
+        The sidecar records the temporary content file's identity, which the rename keeps:
+        whichever rename a crash or a full disk interrupts, :meth:`head` sees that the pair
+        disagrees and withholds the metadata.
+        """
         path = self._path(key)
+        meta_path = path.with_name(path.name + META_SUFFIX)
+        content: Path | None = None
+        sidecar: Path | None = None
         try:
-            _atomic_write(
-                path.with_name(path.name + META_SUFFIX), json.dumps(dict(metadata)).encode()
-            )
-            _atomic_copy(path, fileobj, size)
+            content = _temp_file(path, fill)
+            document = {"metadata": dict(metadata), "object": _identity(content.stat())}
+            encoded = json.dumps(document).encode()
+            sidecar = _temp_file(meta_path, lambda handle: handle.write(encoded))
+            os.replace(sidecar, meta_path)
+            sidecar = None
+            os.replace(content, path)
+            content = None
+            _fsync_dir(path.parent)
         except OSError as exc:
-            raise StoreError(f"cannot write {path}: {exc.strerror}") from exc
+            raise StoreError(
+                f"cannot write archive object {path}: {exc.strerror or exc}; {_WHAT_TO_DO}"
+            ) from exc
+        finally:
+            for leftover in (content, sidecar):
+                if leftover is not None:
+                    leftover.unlink(missing_ok=True)
 
     def get_stream(self, key: str) -> IO[bytes] | None:
         """An open binary file of the object, or ``None`` when absent (caller closes it)."""
@@ -133,17 +199,36 @@ class LocalArchiveStore:
     def head(self, key: str) -> StoredObject | None:
         path = self._path(key)
         try:
-            size = path.stat().st_size
+            stat = path.stat()
         except FileNotFoundError:
             return None
-        return StoredObject(key=key, size=size, metadata=self._metadata(path))
+        except OSError as exc:
+            raise StoreError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        return StoredObject(key=key, size=stat.st_size, metadata=self._metadata(path, stat))
 
-    def _metadata(self, path: Path) -> dict[str, str]:
+    def _metadata(self, path: Path, stat: os.stat_result) -> dict[str, str]:
+        """The sidecar's metadata if it describes this very object, else ``{}``."""
         try:
             loaded = json.loads(path.with_name(path.name + META_SUFFIX).read_text())
         except (FileNotFoundError, ValueError):
             return {}
-        return {str(k): str(v) for k, v in loaded.items()} if isinstance(loaded, dict) else {}
+        except OSError as exc:
+            raise StoreError(f"cannot read {path}{META_SUFFIX}: {exc.strerror or exc}") from exc
+        if not isinstance(loaded, dict):
+            return {}
+        described = loaded.get("object")
+        inner = loaded.get("metadata")
+        if isinstance(described, dict) and isinstance(inner, dict):
+            metadata = {str(k): str(v) for k, v in inner.items()}
+            if described == _identity(stat):
+                return metadata
+        else:  # a sidecar from before objects were named in it
+            metadata = {str(k): str(v) for k, v in loaded.items()}
+        # Not provably this object's sidecar: trust it only if the content still matches it.
+        recorded = metadata.get(META_SHA256)
+        if recorded is not None and _content_sha256(path) == recorded:
+            return metadata
+        return {}
 
     def list(self, prefix: str) -> Iterator[StoredObject]:
         if not self.root.exists():
@@ -186,8 +271,11 @@ class LocalArchiveStore:
 
     def delete(self, key: str) -> None:
         path = self._path(key)
-        path.unlink(missing_ok=True)
-        path.with_name(path.name + META_SUFFIX).unlink(missing_ok=True)
+        try:
+            path.unlink(missing_ok=True)
+            path.with_name(path.name + META_SUFFIX).unlink(missing_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot delete {path}: {exc.strerror or exc}") from exc
 
 
 class FileCheckpointStore:
@@ -201,6 +289,11 @@ class FileCheckpointStore:
             loaded = json.loads(self.path.read_text())
         except FileNotFoundError:
             return {}
+        except OSError as exc:
+            raise CheckpointError(
+                f"cannot read checkpoint file {self.path}: {exc.strerror or exc}; fix its "
+                "permissions or point the checkpoint setting elsewhere"
+            ) from exc
         except ValueError as exc:
             raise CheckpointError(
                 f"checkpoint file {self.path} is not valid JSON; restore it or delete it to "
@@ -219,4 +312,11 @@ class FileCheckpointStore:
     def save(self, org_id: str, document: Mapping[str, Any]) -> None:
         everything = self._read_all()
         everything[org_id] = dict(document)
-        _atomic_write(self.path, json.dumps(everything, indent=2, sort_keys=True).encode())
+        try:
+            _atomic_write(self.path, json.dumps(everything, indent=2, sort_keys=True).encode())
+        except OSError as exc:
+            raise CheckpointError(
+                f"cannot write checkpoint file {self.path}: {exc.strerror or exc}; free space "
+                "or fix permissions there, then run again (the archive is written; the next "
+                "run redoes the buckets after the last saved checkpoint)"
+            ) from exc

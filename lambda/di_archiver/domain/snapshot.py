@@ -268,7 +268,11 @@ def write_bucket(
                 start_ns=start,
                 end_ns=end,
             )
-            if already == len(fetched_lines) and not replaced:
+            # An object whose store cannot vouch for its metadata (a write torn between content
+            # and metadata) is rewritten even when its content already holds the fetch, so
+            # metadata and content agree again.
+            vouched = head is None or META_SHA256 in head.metadata
+            if already == len(fetched_lines) and not replaced and vouched:
                 unchanged += 1
                 continue
             if kept:
