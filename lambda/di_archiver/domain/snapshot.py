@@ -6,7 +6,11 @@ GIL) and :func:`write_bucket` (sort, hash, gzip and store; zlib and hashlib rele
 Rules that protect the archive:
 
 * the half-open range ``[start, fetch_end)`` is enforced on the parsed integer-ns timestamp,
-  whatever the API does with ``end_time`` (it filters at ms, inclusivity unknown);
+  whatever the API does with ``end_time`` (it filters at ms, inclusivity unknown): an event
+  within a millisecond of either edge (what ms filtering returns) is left to the adjacent
+  bucket; an event further outside the window it was asked for breaks DI's contract and stops
+  the bucket with :class:`~di_archiver.errors.DIResponseError` (dropping it would lose it if
+  DI never returns it for its own window; keeping it would misplace it);
 * an event without a usable timestamp stops the bucket with MalformedEventError: it cannot be
   placed in any bucket and must not vanish silently (the run fails loudly and alarms);
 * a rewrite never loses an archived event: when the stored object differs, the new content is
@@ -15,7 +19,8 @@ Rules that protect the archive:
   DI's current answer (a *revision*, counted and reported, never silent) so one event never
   appears twice; when no bucket object exists but the day was already sealed, the sealed lines
   of the bucket's range are merged the same way;
-* a PUT is skipped when the stored object already holds every fetched line.
+* a PUT is skipped when the stored object already holds every fetched line (and the store
+  vouches that its metadata describes that content).
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from di_archiver.archive_format import (
     sort_key,
 )
 from di_archiver.domain.ports import ArchiveStore, EventSource
-from di_archiver.errors import ArchiverError, BucketTooLargeError
+from di_archiver.errors import ArchiverError, BucketTooLargeError, DIResponseError
 from di_archiver.layout import (
     NS_PER_DAY,
     bucket_object_key,
@@ -46,7 +51,7 @@ from di_archiver.layout import (
     service_partition,
 )
 from di_archiver.services import KNOWN_SERVICES
-from di_archiver.timestamps import format_timestamp_ns
+from di_archiver.timestamps import NS_PER_MS, format_timestamp_ns
 
 SortKey = tuple[int, str, bytes]
 KeyedLine = tuple[SortKey, bytes]
@@ -85,10 +90,34 @@ def _range_text(start_ns: int, end_ns: int) -> str:
     return f"[{format_timestamp_ns(start_ns)}, {format_timestamp_ns(end_ns)})"
 
 
+def edge_tolerance(start_ns: int, fetch_end_ns: int) -> tuple[int, int]:
+    """``[lo, hi)``: what DI may return for ``[start, fetch_end)`` when it filters at whole
+    milliseconds with either end inclusive. Outside it, an event breaks DI's contract."""
+    lo = start_ns - start_ns % NS_PER_MS
+    hi = fetch_end_ns - fetch_end_ns % NS_PER_MS + 2 * NS_PER_MS
+    return lo, hi
+
+
+def _outside_window(collected: CollectedBucket, event: dict[str, Any], ts: int) -> DIResponseError:
+    window = _range_text(collected.start_ns, collected.fetch_end_ns)
+    return DIResponseError(
+        f"org {collected.org_id}: DI returned event id={str(event.get('id'))[:64]!r} with "
+        f"timestamp {format_timestamp_ns(ts)}, outside the window {window} it was asked for; "
+        "the run stops here (the checkpoint stays before this bucket) rather than drop or "
+        "misplace it. Retry later; if it persists, report it to JumpCloud support",
+        status=200,
+    )
+
+
 def add_page(collected: CollectedBucket, page: list[dict[str, Any]], *, max_events: int) -> None:
-    """Add one page, keeping only events whose parsed timestamp lies in ``[start, fetch_end)``."""
+    """Add one page, keeping only events whose parsed timestamp lies in ``[start, fetch_end)``.
+
+    Events just outside (DI's millisecond filtering) are skipped; any further outside raise
+    :class:`DIResponseError`.
+    """
     org_id, start_ns, end_ns = collected.org_id, collected.start_ns, collected.end_ns
     fetch_end_ns = collected.fetch_end_ns
+    edge_lo, edge_hi = edge_tolerance(start_ns, fetch_end_ns)
     by_service = collected.by_service
     count = collected.events
     size = collected.bytes
@@ -110,7 +139,9 @@ def add_page(collected: CollectedBucket, page: list[dict[str, Any]], *, max_even
                 "rather than drop it (retry; report it to JumpCloud if it persists)"
             ) from exc
         if not start_ns <= ts < fetch_end_ns:
-            continue
+            if edge_lo <= ts < edge_hi:
+                continue
+            raise _outside_window(collected, event, ts)
         count += 1
         if count > max_events:
             raise BucketTooLargeError(
