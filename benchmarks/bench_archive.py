@@ -34,7 +34,7 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -174,9 +174,8 @@ def archive(job: Job, conn: Any) -> None:
         "lookback_ns": job.span_ns + width,
         "max_events_per_bucket": 2_000_000,
         "time_budget_reserve_s": 0.0,
+        "concurrency": job.concurrency,
     }
-    if "concurrency" in {f.name for f in fields(EngineConfig)}:
-        knobs["concurrency"] = job.concurrency
     limiter = RateLimiter(rate_per_s=job.rate)
     client = DIClient(
         base_url=job.base_url,

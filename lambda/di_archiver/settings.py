@@ -143,6 +143,16 @@ class ArchiverSettings(BaseModel):
         le=256,
         description="DI requests outstanding at once with this run's credential.",
     )
+    concurrency: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description=(
+            "Time buckets (of any orgs) archived at once; each holds one bucket in memory. "
+            "1 keeps one sequential cursor. Reaching the rate limit needs about rate x page "
+            "latency buckets in flight."
+        ),
+    )
     time_budget_reserve_seconds: int = Field(
         default=60,
         ge=0,

@@ -51,6 +51,7 @@ from di_archiver.domain.planning import (
     validate_bucket_width,
 )
 from di_archiver.domain.ports import ArchiveStore, CheckpointStore, EventSource
+from di_archiver.domain.scheduler import ContiguousPrefix, run_units
 from di_archiver.domain.snapshot import (
     CollectedBucket,
     WriteOutcome,
@@ -93,6 +94,8 @@ class EngineConfig:
     # Which archive the checkpoints belong to ("s3://bucket/prefix", "file:///dir/prefix");
     # None (tests, tools) neither records nor checks it.
     archive_id: str | None = None
+    # Buckets (of any orgs) snapshotted at once; 1 keeps the single pipelined cursor.
+    concurrency: int = 1
 
     def __post_init__(self) -> None:
         try:
@@ -103,6 +106,8 @@ class EngineConfig:
             raise SettingsError("lag, settle and lookback must not be negative")
         if self.max_events_per_bucket < 1 or self.checkpoint_every < 1:
             raise SettingsError("max_events_per_bucket and checkpoint_every must be >= 1")
+        if self.concurrency < 1:
+            raise SettingsError("concurrency must be >= 1")
         if self.max_bucket_bytes < 1 or self.checkpoint_interval_s < 0:
             raise SettingsError("max_bucket_bytes must be >= 1, checkpoint_interval_s >= 0")
 
@@ -125,6 +130,7 @@ class EngineConfig:
             lookback_ns=settings.lookback_days * NS_PER_DAY,
             max_events_per_bucket=settings.max_events_per_bucket,
             time_budget_reserve_s=float(settings.time_budget_reserve_seconds),
+            concurrency=settings.concurrency,
         )
 
 
@@ -385,6 +391,8 @@ class ArchiveEngine:
             validate_org_id(org_id)
         budget = _Budget(remaining_seconds, self._config.time_budget_reserve_s)
         with budget.bounding(self._source):
+            if self._config.concurrency > 1:
+                return self._run_concurrently(org_ids, budget)
             return self._for_each_org(
                 org_ids, lambda org, p, w: self._archive_org(org, budget, p, w)
             )
@@ -505,6 +513,25 @@ class ArchiveEngine:
             raise EngineRunError(report, failures) from failures[0][1]
         return report
 
+    def _run_concurrently(self, org_ids: Sequence[str], budget: _Budget) -> RunReport:
+        """Every org's buckets as independent units, ``concurrency`` at once, orgs in turn."""
+        orgs = [_ConcurrentOrg(self, org_id, budget) for org_id in org_ids]
+        run_units(orgs, concurrency=self._config.concurrency, exhausted=budget.exhausted)
+        report = RunReport(tuple(org.progress.result() for org in orgs))
+        failures = [(org.org_id, org.error) for org in orgs if org.error is not None]
+        if failures:
+            raise EngineRunError(report, failures) from failures[0][1]
+        return report
+
+    def _snapshot_unit(
+        self, org_id: str, planned: PlannedBucket, now_ns: int
+    ) -> tuple[BucketResult, dict[str, int], int]:
+        """Fetch and write one bucket on a worker thread; only a small summary comes back,
+        so the bucket's lines are freed as soon as its objects are written."""
+        collected = self._collect(org_id, planned)
+        outcome = self._write(collected, now_ns)
+        return self._summarise(collected, outcome), collected.unknown_services, outcome.revised
+
     def _load(self, org_id: str, now: int) -> Checkpoint | None:
         return load_checkpoint(
             self._checkpoints,
@@ -520,9 +547,8 @@ class ArchiveEngine:
             closed_through_ns, config.bucket_minutes, self._clock(), archive=config.archive_id
         )
 
-    def _archive_org(
-        self, org_id: str, budget: _Budget, progress: _Progress, writer: _Writer
-    ) -> None:
+    def _start_org(self, org_id: str, progress: _Progress) -> Iterator[PlannedBucket]:
+        """Load (or pin) the org's checkpoint and plan its buckets from there."""
         config = self._config
         now = progress.now_ns = self._clock()
         checkpoint = self._load(org_id, now)
@@ -534,13 +560,18 @@ class ArchiveEngine:
             start = progress.before_ns = checkpoint.closed_through_ns
         progress.saved_ns = progress.closed_through_ns = progress.covered_ns = start
         progress.saved_at_ns = self._clock()
-        buckets = plan_buckets(
+        return plan_buckets(
             start_ns=start,
             now_ns=now,
             bucket_ns=config.bucket_ns,
             lag_ns=config.lag_ns,
             settle_ns=config.settle_ns,
         )
+
+    def _archive_org(
+        self, org_id: str, budget: _Budget, progress: _Progress, writer: _Writer
+    ) -> None:
+        buckets = self._start_org(org_id, progress)
         try:
             self._archive_buckets(org_id, buckets, budget, progress, writer, advance=True)
         except BaseException:
@@ -664,23 +695,33 @@ class ArchiveEngine:
 
     def _result(self, collected: CollectedBucket, outcome: WriteOutcome) -> BucketResult:
         unknown = collected.unknown_services
+        self._warn_bucket(collected.org_id, collected.start_ns, unknown, outcome.revised)
+        return self._summarise(collected, outcome)
+
+    def _warn_bucket(
+        self, org_id: str, start_ns: int, unknown: dict[str, int], revised: int
+    ) -> None:
         for service, count in sorted(unknown.items()):
             self._observer.on_warning(
                 "archived events of a service this di-archiver version does not know; "
                 "they are kept under their own partition (upgrade to have Athena see them)",
-                org_id=collected.org_id,
+                org_id=org_id,
                 service=service,
                 events=count,
-                bucket_start_ns=collected.start_ns,
+                bucket_start_ns=start_ns,
             )
-        if outcome.revised:
+        if revised:
             self._observer.on_warning(
-                f"DI revised {outcome.revised} archived event(s): the same (timestamp, id) came "
+                f"DI revised {revised} archived event(s): the same (timestamp, id) came "
                 "back with different content; DI's current version replaced the archived one",
-                org_id=collected.org_id,
-                events=outcome.revised,
-                bucket_start_ns=collected.start_ns,
+                org_id=org_id,
+                events=revised,
+                bucket_start_ns=start_ns,
             )
+
+    @staticmethod
+    def _summarise(collected: CollectedBucket, outcome: WriteOutcome) -> BucketResult:
+        unknown = collected.unknown_services
         return BucketResult(
             org_id=collected.org_id,
             start_ns=collected.start_ns,
@@ -717,14 +758,20 @@ class ArchiveEngine:
         self._observer.on_bucket(result)
         if advance and collected.closed and collected.start_ns == progress.closed_through_ns:
             progress.closed_through_ns = collected.end_ns
-            saved = progress.saved_ns if progress.saved_ns is not None else collected.start_ns
-            config = self._config
-            due_by_count = collected.end_ns - saved >= config.checkpoint_every * config.bucket_ns
-            # Slow buckets (big ones, a throttling API) would otherwise leave up to
-            # checkpoint_every buckets to redo after a crash or a killed invocation.
-            elapsed_s = (self._clock() - progress.saved_at_ns) / NS_PER_SECOND
-            if due_by_count or elapsed_s >= config.checkpoint_interval_s:
-                self._save_progress(collected.org_id, progress)
+            self._save_if_due(collected.org_id, progress)
+
+    def _save_if_due(self, org_id: str, progress: _Progress) -> None:
+        config = self._config
+        saved = progress.saved_ns
+        target = progress.closed_through_ns
+        if target is None:
+            return
+        due_by_count = saved is None or target - saved >= config.checkpoint_every * config.bucket_ns
+        # Slow buckets (big ones, a throttling API) would otherwise leave up to
+        # checkpoint_every buckets to redo after a crash or a killed invocation.
+        elapsed_s = (self._clock() - progress.saved_at_ns) / NS_PER_SECOND
+        if due_by_count or elapsed_s >= config.checkpoint_interval_s:
+            self._save_progress(org_id, progress)
 
     def _save_progress(self, org_id: str, progress: _Progress) -> None:
         target = progress.closed_through_ns
@@ -733,3 +780,90 @@ class ArchiveEngine:
         save_checkpoint(self._checkpoints, org_id, self._checkpoint(target))
         progress.saved_ns = target
         progress.saved_at_ns = self._clock()
+
+
+class _ConcurrentOrg:
+    """One org of a concurrent run: plans lazily, keeps the checkpoint on a gap-free prefix.
+
+    Every method except :meth:`run_unit` runs on the scheduler's (caller's) thread.
+    """
+
+    def __init__(self, engine: ArchiveEngine, org_id: str, budget: _Budget) -> None:
+        self.engine = engine
+        self.org_id = org_id
+        self.budget = budget
+        self.progress = _Progress(org_id)
+        self.error: ArchiverError | None = None
+        self._buckets: Iterator[PlannedBucket] | None = None
+        self._prefix: ContiguousPrefix | None = None
+
+    def next_bucket(self) -> PlannedBucket | None:
+        if self._buckets is None:
+            # The checkpoint is read when the org's turn first comes, not for all orgs up front.
+            self._buckets = self.engine._start_org(self.org_id, self.progress)
+            assert self.progress.closed_through_ns is not None
+            self._prefix = ContiguousPrefix(self.progress.closed_through_ns)
+        return next(self._buckets, None)
+
+    def run_unit(self, planned: PlannedBucket) -> tuple[BucketResult, dict[str, int], int]:
+        return self.engine._snapshot_unit(self.org_id, planned, self.progress.now_ns)
+
+    def unit_done(
+        self, planned: PlannedBucket, value: tuple[BucketResult, dict[str, int], int]
+    ) -> None:
+        result, unknown, revised = value
+        engine, progress = self.engine, self.progress
+        engine._warn_bucket(self.org_id, planned.start_ns, unknown, revised)
+        progress.buckets += 1
+        progress.events += result.events
+        progress.bytes += result.bytes_written
+        if result.objects_written:
+            progress.written += 1
+        else:
+            progress.unchanged += 1
+        engine._observer.on_bucket(result)
+        assert self._prefix is not None
+        advanced = False
+        for bucket in self._prefix.add(planned):
+            progress.covered_ns = bucket.fetch_end_ns
+            # Closed buckets are a prefix of the plan, so the first open one ends the advance.
+            if bucket.closed:
+                progress.closed_through_ns = bucket.end_ns
+                advanced = True
+        if advanced:
+            engine._save_if_due(self.org_id, progress)
+
+    def unit_failed(self, planned: PlannedBucket | None, exc: BaseException) -> None:
+        if isinstance(exc, DITransientError) and self.budget.exhausted():
+            # The client gave up because the invocation is ending, not because DI failed for
+            # good: what is written stays, the next run continues.
+            self.progress.stopped_early = True
+            self.engine._observer.on_warning(
+                "ran out of time inside a bucket; it is left for the next run",
+                org_id=self.org_id,
+                reason=str(exc),
+            )
+            return
+        if self.error is not None:
+            return  # the first failure is the one reported; others are its echoes
+        if isinstance(exc, ArchiverError):
+            self.error = exc
+            self.progress.error = f"{type(exc).__name__}: {exc}"
+        else:
+            _kind, text = describe_failure(exc)
+            wrapped = UnexpectedError(f"org {self.org_id}: {text}")
+            wrapped.__cause__ = exc
+            self.error = wrapped
+            self.progress.error = f"UnexpectedError: {text}"
+
+    def stopped_by_budget(self) -> None:
+        self.progress.stopped_early = True
+
+    def finished(self) -> None:
+        try:
+            self.engine._save_progress(self.org_id, self.progress)
+        except ArchiverError as exc:
+            # Keep the original failure when there is one; it matters more than the save.
+            if self.error is None:
+                self.unit_failed(None, exc)
+        self.engine._observer.on_org(self.progress.result())

@@ -135,13 +135,16 @@ def run_phases(
     faults: Faults | None = None,
     fault_phase: int = 0,
     budget_calls: int | None = None,
+    concurrency: int = 1,
 ) -> tuple[Any, ...]:
     clock = Clock()
     source = LateSource(clock, {e["id"]: avail for _, e, avail in events}, page_size=2)
     for org, e, _ in events:
         source.add(org, e)
     store, checkpoints = MemoryStore(), MemoryCheckpoints()
-    config = replace(CONFIG, pipeline=pipeline, checkpoint_every=checkpoint_every)
+    config = replace(
+        CONFIG, pipeline=pipeline, checkpoint_every=checkpoint_every, concurrency=concurrency
+    )
 
     def engine(src: Any, sto: Any, chk: Any) -> ArchiveEngine:
         return ArchiveEngine(source=src, store=sto, checkpoints=chk, config=config, clock=clock)
@@ -192,6 +195,7 @@ def corpora(draw: st.DrawFn) -> list[tuple[str, dict[str, Any], int]]:
     budget_calls=st.one_of(st.none(), st.integers(0, 12)),
     pipeline=st.booleans(),
     checkpoint_every=st.integers(1, 3),
+    concurrency=st.sampled_from([1, 3]),
 )
 def test_crash_anywhere_then_rerun_converges(
     events: list[tuple[str, dict[str, Any], int]],
@@ -203,10 +207,12 @@ def test_crash_anywhere_then_rerun_converges(
     budget_calls: int | None,
     pipeline: bool,
     checkpoint_every: int,
+    concurrency: int,
 ) -> None:
-    # Given the archive an uninterrupted sequence of runs produces
+    # Given the archive an uninterrupted sequence of runs produces (one cursor per org)
     expected = run_phases(events, pipeline=pipeline, checkpoint_every=checkpoint_every)
-    # When one run of the same sequence crashes (or runs out of time) and is rerun at once
+    # When one run of the same sequence crashes (or runs out of time) and is rerun at once,
+    # with several buckets in flight (threads make the k-th call vary: any k must converge)
     faults = Faults(k=k, kill=kill, effect_first=effect_first, as_store_error=as_store_error)
     got = run_phases(
         events,
@@ -215,6 +221,7 @@ def test_crash_anywhere_then_rerun_converges(
         faults=faults,
         fault_phase=fault_phase,
         budget_calls=budget_calls,
+        concurrency=concurrency,
     )
     # Then the archive content and checkpoints are identical
     assert got == expected
