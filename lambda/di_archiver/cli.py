@@ -1,30 +1,65 @@
-"""The ``di-archiver`` command line: a thin shell over the domain, like the Lambda handler.
+"""The ``di-archiver`` command line: thin adapters over the application layer.
 
 Each subcommand lives in its own module exposing ``NAME``, ``HELP``, ``add_arguments(parser)``
-and ``run(args) -> int``; modules are imported only when the CLI starts, never at package import.
+and ``run(args) -> int``. Every command takes ``--json`` and ``-v`` and follows one exit-code
+contract (``di_archiver.commands.common``): 0 ok, 1 findings, 2 usage, 3 runtime failure.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import json
+import logging
 import sys
 from collections.abc import Sequence
 from types import ModuleType
 
 from di_archiver import __version__
-from di_archiver.errors import ArchiverError
+from di_archiver.commands.common import (
+    EXIT_FAILURE,
+    EXIT_FINDINGS,
+    EXIT_USAGE,
+    add_output_arguments,
+    flag_vocabulary,
+)
+from di_archiver.errors import ArchiverError, IntegrityError, QueryError, SettingsError
 
 COMMAND_MODULES: tuple[str, ...] = (
-    "di_archiver.simulator.command",
-    "di_archiver.commands.query",
     "di_archiver.commands.demo",
     "di_archiver.commands.run",
     "di_archiver.commands.status",
     "di_archiver.commands.seal",
     "di_archiver.commands.reconcile",
     "di_archiver.commands.verify",
+    "di_archiver.commands.query",
+    "di_archiver.simulator.command",
 )
+
+EXIT_CODES_HELP = """exit codes (every command):
+  0  done, nothing wrong
+  1  done, and something was found wrong (verify findings, a failed demo check)
+  2  usage: a flag or value was not accepted (nothing was written)
+  3  runtime failure (DI, AWS, the archive, or one org of several): fix the cause, run again
+"""
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Every option's default in its help (unset and off options say nothing); epilogs keep
+    their line breaks."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if (
+            "%(default)" in text
+            or "default" in text.lower()
+            or default in (None, False, argparse.SUPPRESS)
+            or default == []
+            or not action.option_strings
+        ):
+            return text
+        return f"{text} (default: %(default)s)"
 
 
 def _load_commands() -> list[ModuleType]:
@@ -35,26 +70,74 @@ def build_parser(commands: Sequence[ModuleType]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="di-archiver",
         description="Archive JumpCloud Directory Insights events to S3 (or a local directory).",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=_HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in commands:
-        sub = subparsers.add_parser(module.NAME, help=module.HELP, description=module.HELP)
+        sub = subparsers.add_parser(
+            module.NAME,
+            help=module.HELP,
+            description=module.HELP,
+            epilog=EXIT_CODES_HELP,
+            formatter_class=_HelpFormatter,
+        )
         module.add_arguments(sub)
+        add_output_arguments(sub)
         sub.set_defaults(_run=module.run)
     return parser
+
+
+def _configure_logging(verbose: bool) -> None:
+    # Retried API faults are expected (throttling); the commands summarise them at the end.
+    # -v shows each one as it happens.
+    package_logger = logging.getLogger("di_archiver")
+    if verbose:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        package_logger.setLevel(logging.INFO)
+    else:
+        package_logger.setLevel(logging.ERROR)
+
+
+def exit_code_of(exc: BaseException) -> int:
+    """The documented exit code for an error that ended a command."""
+    if isinstance(exc, IntegrityError):
+        return EXIT_FINDINGS
+    if isinstance(exc, SettingsError | QueryError):
+        return EXIT_USAGE
+    return EXIT_FAILURE
+
+
+def _describe(exc: BaseException) -> str:
+    if type(exc).__name__ == "NoRegionError":
+        return (
+            "no AWS region configured for the S3/SSM/Secrets Manager clients: set AWS_REGION "
+            "(or AWS_DEFAULT_REGION, or a profile's region); --jumpcloud-region is JumpCloud's "
+            "data centre, not the AWS region"
+        )
+    if isinstance(exc, ArchiverError):
+        return flag_vocabulary(str(exc))
+    return f"unexpected {type(exc).__name__}: {exc} (run with -v for the traceback)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(_load_commands())
     args = parser.parse_args(argv)
+    _configure_logging(args.verbose)
     try:
         return int(args._run(args))
-    except ArchiverError as exc:
-        print(f"di-archiver {args.command}: error: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        if args.verbose and not isinstance(exc, ArchiverError):
+            raise
+        code = EXIT_USAGE if type(exc).__name__ == "NoRegionError" else exit_code_of(exc)
+        message = _describe(exc)
+        print(f"di-archiver {args.command}: error: {message}", file=sys.stderr)
+        if args.json:
+            print(json.dumps({"command": args.command, "error": message, "exit_code": code}))
+        return code
 
 
 if __name__ == "__main__":

@@ -231,20 +231,46 @@ class ArchiverSettings(BaseModel):
         return cls.build(values, source="environment")
 
     @classmethod
-    def build(cls, values: Mapping[str, Any], *, source: str = "arguments") -> ArchiverSettings:
-        """Validate ``values``; every problem becomes one SettingsError naming the settings."""
+    def build(
+        cls,
+        values: Mapping[str, Any],
+        *,
+        source: str = "arguments",
+        flags: Mapping[str, str] | None = None,
+    ) -> ArchiverSettings:
+        """Validate ``values``; every problem becomes one SettingsError naming the settings.
+
+        ``flags`` (field -> command-line flag) names what the user typed instead of the
+        environment variable, and quotes the value (flags never carry a credential).
+        """
         try:
             return cls.model_validate(dict(values))
         except ValidationError as exc:
-            raise SettingsError(describe_validation_error(exc, source=source)) from None
+            raise SettingsError(
+                describe_validation_error(exc, source=source, flags=flags)
+            ) from None
 
 
-def describe_validation_error(exc: ValidationError, *, source: str) -> str:
-    """A readable, secret-free summary: setting name and what is wrong (never the value)."""
+def describe_validation_error(
+    exc: ValidationError, *, source: str, flags: Mapping[str, str] | None = None
+) -> str:
+    """A readable, secret-free summary: setting name and what is wrong.
+
+    Values are quoted only for flags: an environment may hold anything, a flag was typed.
+    """
     problems = []
-    for error in exc.errors(include_url=False, include_input=False):
+    for error in exc.errors(include_url=False, include_input=flags is not None):
         location = ".".join(str(part) for part in error["loc"]) or "settings"
-        env_name = ENV_PREFIX + location.split(".")[0].upper() if error["loc"] else location
+        field_name = location.split(".")[0]
+        if flags is not None and field_name in flags:
+            value = error.get("input")
+            if isinstance(value, list | tuple):
+                shown = " " + " ".join(repr(str(item)[:80]) for item in value[:5])
+            else:
+                shown = "" if isinstance(value, dict) else f" {str(value)[:80]!r}"
+            problems.append(f"{flags[field_name]}{shown}: {error['msg']}")
+            continue
+        env_name = ENV_PREFIX + field_name.upper() if error["loc"] else location
         problems.append(f"{env_name}: {error['msg']}")
     return f"invalid settings from {source}: " + "; ".join(problems)
 

@@ -122,7 +122,7 @@ def test_run_then_status_on_a_local_archive(
     assert any(archive.rglob("*.jsonl.gz"))
     assert (archive / "checkpoints.json").exists()
     assert out.count(f"org {DEMO_ORG_ID}:") == 2
-    assert "open buckets of 30 min" in out
+    assert "buckets of 30 min" in out
     assert DEMO_API_KEY not in out
 
 
@@ -131,7 +131,7 @@ def test_run_then_status_on_a_local_archive(
     [
         (
             ["run", "--org-id", "nope", "--archive", "x", "--base-url", "http://127.0.0.1:9"],
-            "DI_ARCHIVER_ORG_IDS",
+            "--org-id 'nope'",
         ),
         (
             [

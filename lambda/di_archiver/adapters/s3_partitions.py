@@ -6,6 +6,7 @@ filter selects are listed and downloaded.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Protocol
@@ -13,7 +14,8 @@ from typing import Any, Protocol
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from di_archiver.errors import QueryError
+from di_archiver.adapters.s3_store import error_code
+from di_archiver.errors import StoreError
 from di_archiver.layout import DATE_PARTITION, OBJECT_SUFFIX, ORG_PARTITION
 
 
@@ -47,7 +49,15 @@ def _s3_common_prefixes(client: Any, bucket: str, prefix: str) -> list[str]:
     return out
 
 
-def download_s3_partitions(client: Any, bucket: str, prefix: str, days: Days, target: Path) -> None:
+def download_s3_partitions(
+    client: Any,
+    bucket: str,
+    prefix: str,
+    days: Days,
+    target: Path,
+    *,
+    org_ids: Collection[str] | None = None,
+) -> None:
     """Copy only the objects of the days in ``days`` to ``target`` (same relative keys).
 
     Per (org, service) one listing starts right at ``dt=<first day>`` (StartAfter) and stops
@@ -56,7 +66,10 @@ def download_s3_partitions(client: Any, bucket: str, prefix: str, days: Days, ta
     base = prefix.strip("/") + "/" if prefix.strip("/") else ""
     try:
         for org_prefix in _s3_common_prefixes(client, bucket, base):
-            if not _is_org_prefix(org_prefix[len(base) :].rstrip("/")):
+            segment = org_prefix[len(base) :].rstrip("/")
+            if not _is_org_prefix(segment) or (
+                org_ids is not None and segment.partition("=")[2] not in org_ids
+            ):
                 continue
             for svc_prefix in _s3_common_prefixes(client, bucket, org_prefix):
                 dt_prefix = f"{svc_prefix}{DATE_PARTITION}="
@@ -82,4 +95,4 @@ def download_s3_partitions(client: Any, bucket: str, prefix: str, days: Days, ta
                         continue
                     break
     except (BotoCoreError, ClientError) as exc:
-        raise QueryError(f"cannot read s3://{bucket}/{base}: {exc}") from exc
+        raise StoreError(f"cannot read s3://{bucket}/{base}: {error_code(exc)}") from exc

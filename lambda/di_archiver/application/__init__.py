@@ -6,7 +6,7 @@ call one use case and present its report. New behaviour goes into a use case her
 domain below it), never into ``handler.py`` or ``commands/``.
 """
 
-from di_archiver.application.archive import ArchiveReport, archive, resnapshot
+from di_archiver.application.archive import ArchiveReport, archive, planned_buckets, resnapshot
 from di_archiver.application.maintain import (
     check_object_lock,
     maintain,
@@ -15,18 +15,22 @@ from di_archiver.application.maintain import (
 )
 from di_archiver.application.runtime import MaintenancePorts, Runtime
 from di_archiver.application.status import NoSource, status
-from di_archiver.application.verify import verify, verify_summary
+from di_archiver.application.verify import count_objects, verify, verify_summary
+from di_archiver.domain.engine import EngineRunError
 
 __all__ = [
     "ArchiveReport",
+    "EngineRunError",
     "MaintenancePorts",
     "NoSource",
     "Runtime",
     "archive",
     "check_object_lock",
+    "count_objects",
     "maintain",
     "maintenance_summary",
     "object_lock_retention",
+    "planned_buckets",
     "resnapshot",
     "status",
     "verify",

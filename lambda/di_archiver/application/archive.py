@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from di_archiver.application.runtime import Runtime
-from di_archiver.domain.engine import OrgRunResult, RunReport
-from di_archiver.errors import SettingsError
+from di_archiver.domain.engine import EngineRunError, OrgRunResult, RunReport
+from di_archiver.errors import ArchiverError, SettingsError
 from di_archiver.observability import Mode
 from di_archiver.settings import ArchiverSettings
+from di_archiver.timestamps import NS_PER_SECOND
 
 
 @dataclass(frozen=True)
@@ -75,8 +76,30 @@ def resnapshot(
     if org_id is not None and org_id not in settings.org_ids:
         raise SettingsError("resnapshot org_id is not one of the configured DI_ARCHIVER_ORG_IDS")
     orgs = [org_id] if org_id else list(settings.org_ids)
-    runs = tuple(
-        runtime.engine.resnapshot(org, start_ns, end_ns, remaining_seconds=remaining_seconds)
-        for org in orgs
-    )
-    return ArchiveReport(Mode.RESNAPSHOT, runs, *runtime.api_stats())
+    results: list[OrgRunResult] = []
+    failures: list[tuple[str, ArchiverError]] = []
+    for org in orgs:
+        # One org's failure must not keep the others from their re-snapshot.
+        try:
+            run = runtime.engine.resnapshot(
+                org, start_ns, end_ns, remaining_seconds=remaining_seconds
+            )
+        except EngineRunError as exc:
+            run = exc.report
+            failures.extend(exc.failures)
+        results.extend(run.orgs)
+    combined = RunReport(tuple(results))
+    if failures:
+        raise EngineRunError(combined, failures) from failures[0][1]
+    return ArchiveReport(Mode.RESNAPSHOT, (combined,), *runtime.api_stats())
+
+
+def planned_buckets(
+    settings: ArchiverSettings, runtime: Runtime, *, window: tuple[int, int] | None = None
+) -> int:
+    """How many buckets a pass (or a re-snapshot of ``window``) will snapshot: for progress."""
+    if window is not None:
+        width = settings.bucket_minutes * 60 * NS_PER_SECOND
+        start = window[0] - window[0] % width
+        return len(settings.org_ids) * max(1, -(-(window[1] - start) // width))
+    return sum(status.open_buckets for status in runtime.engine.status(list(settings.org_ids)))

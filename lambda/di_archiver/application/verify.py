@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import IO, Any
 
-from di_archiver.domain.ports import ArchiveStore
+from di_archiver.domain.ports import (
+    ArchiveStore,
+    StoredObject,
+    child_prefixes,
+    open_object,
+)
 from di_archiver.domain.verify import VerifyReport, verify_archive
+from di_archiver.layout import OBJECT_SUFFIX
 from di_archiver.observability import Mode
 
 
@@ -19,12 +25,15 @@ def verify(
     start_day: date | None = None,
     end_day: date | None = None,
     last_days: int | None = None,
+    on_object: Callable[[str], None] | None = None,
 ) -> VerifyReport:
     """Verify the selected orgs and days; ``last_days`` starts the window that many days ago.
 
     A scheduled verify reads a recent window so it fits one invocation on any archive size;
     the manifest chain inside the window is still walked link by link.
     """
+    if on_object is not None:
+        store = ObservedStore(store, on_object)
     if last_days is not None:
         start_day = (datetime.now(UTC) - timedelta(days=last_days)).date()
     return verify_archive(
@@ -43,3 +52,44 @@ def verify_summary(report: VerifyReport, *, mask: Any = str) -> dict[str, Any]:
             mask(org): [day.isoformat(), sha] for org, (day, sha) in report.chain_heads.items()
         },
     }
+
+
+class ObservedStore:
+    """A read-only view of a store that reports each object verify opens (for progress)."""
+
+    def __init__(self, inner: ArchiveStore, on_open: Callable[[str], None]) -> None:
+        self._inner = inner
+        self._on_open = on_open
+
+    def get_stream(self, key: str) -> IO[bytes] | None:
+        self._on_open(key)
+        return open_object(self._inner, key)
+
+    def get(self, key: str) -> bytes | None:
+        return self._inner.get(key)
+
+    def head(self, key: str) -> StoredObject | None:
+        return self._inner.head(key)
+
+    def list(self, prefix: str) -> Iterator[StoredObject]:
+        return self._inner.list(prefix)
+
+    def list_prefixes(self, prefix: str) -> Iterator[str]:
+        return iter(child_prefixes(self._inner, prefix))
+
+    def put(self, key: str, body: bytes, metadata: Mapping[str, str]) -> None:
+        raise PermissionError("verify never writes")
+
+    def delete(self, key: str) -> None:
+        raise PermissionError("verify never writes")
+
+    def put_file(
+        self, key: str, fileobj: IO[bytes], size: int, metadata: Mapping[str, str]
+    ) -> None:
+        raise PermissionError("verify never writes")
+
+
+def count_objects(store: ArchiveStore, *, prefix: str) -> int:
+    """How many archive objects are under ``prefix`` (one listing; for progress totals)."""
+    listing = store.list(prefix.strip("/") + "/")
+    return sum(1 for stored in listing if stored.key.endswith(OBJECT_SUFFIX))

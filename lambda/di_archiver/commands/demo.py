@@ -15,20 +15,21 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import logging
 import shutil
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from di_archiver import application
 from di_archiver.adapters.local_store import LocalArchiveStore
 from di_archiver.adapters.retry import RetryPolicy
 from di_archiver.archive_format import decode_lines, event_timestamp_ns, serialise_event
+from di_archiver.commands.common import DEFAULT_ARCHIVE, EXIT_FINDINGS, EXIT_OK, emit
 from di_archiver.errors import SettingsError
-from di_archiver.layout import parse_object_key
+from di_archiver.layout import parse_object_key, validate_org_id
 from di_archiver.settings import ArchiverSettings
 from di_archiver.simulator import Simulator, SimulatorClock, SimulatorConfig
 from di_archiver.simulator.config import (
@@ -42,9 +43,11 @@ from di_archiver.timestamps import NS_PER_SECOND
 from di_archiver.wiring import build_runtime
 
 NAME = "demo"
-HELP = "Archive a simulated org into ./demo-archive and prove every event is there exactly once."
+HELP = "Archive a simulated org into ./di-archive and prove every event is there exactly once."
 
-DEFAULT_DIR = "./demo-archive"
+DEFAULT_DIR = DEFAULT_ARCHIVE  # every command's default: query/verify/status find it as is
+# Written into the archive directory by the demo: a rerun removes only a directory it made.
+DEMO_MARKER = ".di-archiver-demo"
 # A fixed instant (a bucket boundary) keeps the demo reproducible; the clock only moves on demand.
 DEMO_NOW_NS = 1_778_112_000 * 1_000_000_000  # 2026-05-07T00:00:00Z
 LAG_SECONDS = 300
@@ -92,16 +95,27 @@ class DemoResult:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register ``demo``'s arguments."""
-    parser.add_argument("--dir", default=DEFAULT_DIR, help=f"Archive dir (default {DEFAULT_DIR}).")
+    parser.add_argument(
+        "--dir",
+        "--archive",
+        dest="dir",
+        default=DEFAULT_DIR,
+        metavar="DIR",
+        help="Archive directory; a rerun replaces it only if an earlier demo created it "
+        f"(default: {DEFAULT_DIR}).",
+    )
+    parser.add_argument(
+        "--org-id",
+        default=DEMO_ORG_ID,
+        metavar="ORG_ID",
+        help="Id of the simulated organisation (24 hex characters).",
+    )
     parser.add_argument("--events", type=int, default=30_000, help="Simulated events (one org).")
     parser.add_argument("--days", type=float, default=3.0, help="Days of history to simulate.")
     parser.add_argument("--fault-rate", type=float, default=0.02, help="Per fault type, 0-0.15.")
     parser.add_argument("--seed", type=int, default=7, help="Simulator seed.")
     parser.add_argument(
         "--keep", action="store_true", help="Keep an existing --dir instead of starting fresh."
-    )
-    parser.add_argument(
-        "--verbose", action="store_true", help="Show each retried API fault as it happens."
     )
 
 
@@ -120,6 +134,18 @@ def _archive_contents(result: DemoResult, store_dir: Path) -> Counter[bytes]:
     return lines
 
 
+def _remove_earlier_demo(directory: Path) -> None:
+    """Start fresh, but never delete a directory the demo did not create (a real archive)."""
+    if not directory.is_dir() or not (
+        (directory / DEMO_MARKER).is_file() or not any(directory.iterdir())
+    ):
+        raise SettingsError(
+            f"--dir {directory}: exists and was not created by the demo; pass another --dir "
+            "(or --keep to archive into it)"
+        )
+    shutil.rmtree(directory)
+
+
 def run_demo(
     directory: Path,
     *,
@@ -128,20 +154,28 @@ def run_demo(
     fault_rate: float = 0.02,
     seed: int = 7,
     keep: bool = False,
+    org_id: str = DEMO_ORG_ID,
 ) -> DemoResult:
     """Run the demo and return its result (``main`` prints it)."""
     if not 0.0 <= fault_rate <= 0.15:
-        raise SettingsError("--fault-rate must be between 0 and 0.15 (per fault type)")
-    if events < 1 or not 0 < days <= 30:
-        raise SettingsError("--events must be positive and --days in (0, 30]")
+        raise SettingsError(
+            f"--fault-rate must be between 0 and 0.15 (per fault type), got {fault_rate}"
+        )
+    if events < 1:
+        raise SettingsError(f"--events must be positive, got {events}")
+    if not 0 < days <= 30:
+        raise SettingsError(f"--days must be in (0, 30], got {days}")
+    validate_org_id(org_id)
     began = time.monotonic()
     if directory.exists() and not keep:
-        shutil.rmtree(directory)
+        _remove_earlier_demo(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / DEMO_MARKER).write_text("created by di-archiver demo\n", encoding="utf-8")
     clock = SimulatorClock(now_ns=DEMO_NOW_NS)
     sim = Simulator(
         SimulatorConfig(
             seed=seed,
-            orgs=(OrgSpec(org_id=DEMO_ORG_ID, event_count=events),),
+            orgs=(OrgSpec(org_id=org_id, event_count=events),),
             span_seconds=days * 86_400.0,
             future_span_seconds=float(ADVANCE_SECONDS),
             faults=FaultConfig.modest(rate=fault_rate, seed=seed),
@@ -153,7 +187,7 @@ def run_demo(
     )
     settings = ArchiverSettings.build(
         {
-            "org_ids": [DEMO_ORG_ID],
+            "org_ids": [org_id],
             "archive_dir": str(directory),
             "checkpoint_file": str(directory / "checkpoints.json"),
             "bucket_minutes": BUCKET_MINUTES,
@@ -199,7 +233,7 @@ def run_demo(
         result.manifests = verified.manifests_checked
         horizon_ns = clock.now_ns() - LAG_SECONDS * NS_PER_SECOND
         expected = Counter(
-            serialise_event(event) for event in sim.visible_events(DEMO_ORG_ID, 0, horizon_ns)
+            serialise_event(event) for event in sim.visible_events(org_id, 0, horizon_ns)
         )
     archived = _archive_contents(result, directory)
     first_horizon = DEMO_NOW_NS - LAG_SECONDS * NS_PER_SECOND
@@ -260,28 +294,48 @@ def report_hooks(names: Sequence[str] = ()) -> list[Callable[[DemoResult], Itera
     return hooks
 
 
+def result_document(result: DemoResult) -> dict[str, Any]:
+    """The demo's result for ``--json``."""
+    return {
+        "command": NAME,
+        "ok": result.passed,
+        "archive": str(result.archive_dir),
+        "org_ids": list(result.org_ids),
+        "events_archived": result.archived_lines,
+        "events_first_pass": result.first_run_events,
+        "late_events_recovered": result.late_recovered,
+        "objects": result.objects,
+        "bytes": result.bytes,
+        "events_per_service": dict(sorted(result.events_by_service.items())),
+        "api": {"retries": result.api_retries, "transient_errors_absorbed": result.api_errors},
+        "days_sealed": result.days_sealed,
+        "days_repaired": result.days_repaired,
+        "manifests": result.manifests,
+        "verify_findings": result.verify_findings,
+        "exactly_once": {
+            "ok": result.exactly_once,
+            "expected": result.expected_lines,
+            "missing": result.missing,
+            "extra": result.extra,
+            "duplicated": result.duplicates,
+        },
+        "seconds": round(result.seconds, 3),
+    }
+
+
 def run(args: argparse.Namespace) -> int:
-    """Run the demo, print the report; exit 1 if the exactly-once check fails."""
-    package_logger = logging.getLogger("di_archiver")
-    previous_level = package_logger.level
-    if not args.verbose:
-        # Injected faults are the point of the demo; the report counts them instead of a
-        # warning line per retry.
-        package_logger.setLevel(logging.ERROR)
-    try:
-        result = run_demo(
-            Path(args.dir),
-            events=args.events,
-            days=args.days,
-            fault_rate=args.fault_rate,
-            seed=args.seed,
-            keep=args.keep,
-        )
-    finally:
-        package_logger.setLevel(previous_level)
-    for line in format_result(result):
-        print(line)
+    """Run the demo, print the report; exit 1 if the exactly-once check or verify fails."""
+    result = run_demo(
+        Path(args.dir),
+        events=args.events,
+        days=args.days,
+        fault_rate=args.fault_rate,
+        seed=args.seed,
+        keep=args.keep,
+        org_id=args.org_id,
+    )
+    lines = format_result(result)
     for hook in report_hooks():
-        for line in hook(result):
-            print(line)
-    return 0 if result.passed else 1
+        lines.extend(hook(result))
+    emit(args, result_document(result), lines)
+    return EXIT_OK if result.passed else EXIT_FINDINGS

@@ -9,65 +9,102 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from di_archiver import application
 from di_archiver.adapters.secrets import secret_from_env
-from di_archiver.errors import SettingsError
+from di_archiver.commands.common import (
+    DEFAULT_ARCHIVE,
+    EXIT_FAILURE,
+    EXIT_OK,
+    SETTING_FLAGS,
+    Progress,
+    emit,
+    flag_vocabulary,
+    human_duration,
+)
+from di_archiver.errors import ArchiverError, SecretError, SettingsError
 from di_archiver.settings import ArchiverSettings, AuthKind, Region
 from di_archiver.timestamps import format_timestamp_ns, parse_timestamp_ns
 from di_archiver.wiring import build_runtime
 
 if TYPE_CHECKING:
-    from di_archiver.domain.engine import RunReport
+    from di_archiver.domain.engine import BucketResult, OrgRunResult
 
 NAME = "run"
 HELP = "Archive every open time bucket once (or re-snapshot a window) and advance checkpoints."
 
-DEFAULT_ARCHIVE = "./di-archive"
 LOCAL_CHECKPOINT_NAME = "checkpoints.json"
 
 
-def add_destination_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments naming the orgs, the archive and the checkpoint store (run and status)."""
+def _default(field: str) -> object:
+    return ArchiverSettings.model_fields[field].default
+
+
+def add_org_arguments(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
+    """``--org-id`` (repeatable); every command that reads or writes an org takes it."""
     parser.add_argument(
         "--org-id",
         dest="org_ids",
         action="append",
-        required=True,
+        required=required,
         metavar="ORG_ID",
-        help="JumpCloud organisation id (24 hex characters); repeat for several orgs.",
+        help="JumpCloud organisation id (24 hex characters); repeat for several orgs"
+        + ("." if required else " (default: every org in the archive)."),
     )
+
+
+def add_archive_argument(parser: argparse.ArgumentParser) -> None:
+    """``--archive`` with the one default every command shares."""
     parser.add_argument(
         "--archive",
         default=DEFAULT_ARCHIVE,
         metavar="s3://BUCKET/PREFIX | DIR",
-        help=f"Where archive objects go (default {DEFAULT_ARCHIVE}).",
+        help="The archive: a local directory or an S3 bucket and prefix "
+        f"(default: {DEFAULT_ARCHIVE}, where the demo writes).",
     )
+
+
+def add_destination_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments naming the orgs, the archive and the checkpoint store (run and status)."""
+    add_org_arguments(parser)
+    add_archive_argument(parser)
     parser.add_argument(
         "--checkpoint",
         metavar="ssm:/PATH | FILE.json",
-        help="Checkpoint store: an SSM parameter path, or a local JSON file. Default: "
-        f"DIR/{LOCAL_CHECKPOINT_NAME} for a local archive, SSM /di-archiver/checkpoints for S3 "
-        "(a deployed stack uses ssm:/di-archiver/<stackName>/checkpoints).",
+        help="Checkpoint store: an SSM parameter path, or a local JSON file (default: "
+        f"DIR/{LOCAL_CHECKPOINT_NAME} for a local archive, "
+        f"ssm:{_default('checkpoint_parameter_prefix')} for S3; a deployed stack uses "
+        "ssm:/di-archiver/<stackName>/checkpoints).",
     )
     parser.add_argument(
         "--endpoint-url",
         metavar="URL",
         help="S3/SSM/Secrets Manager endpoint (an emulator such as moto_server or LocalStack).",
     )
-    parser.add_argument("--bucket-minutes", type=int, help="Bucket width (divides 1440).")
+    parser.add_argument(
+        "--bucket-minutes",
+        type=int,
+        metavar="MINUTES",
+        help=f"Bucket width, divides 1440 (default: {_default('bucket_minutes')}).",
+    )
 
 
 def add_di_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments naming the DI API and where its credential comes from (run, seal, reconcile)."""
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--base-url", help="DI API base URL (e.g. the simulator's).")
+    source.add_argument("--base-url", metavar="URL", help="DI API base URL (e.g. the simulator's).")
     source.add_argument(
-        "--region", choices=[r.value for r in Region], help="JumpCloud data centre."
+        "--jumpcloud-region",
+        "--region",
+        dest="region",
+        choices=[r.value for r in Region],
+        help="JumpCloud data centre (default: standard). Not the AWS region: boto3 takes that "
+        "from AWS_REGION / AWS_DEFAULT_REGION or your profile.",
     )
-    parser.add_argument("--token-url", help="OAuth token URL for service accounts.")
+    parser.add_argument("--token-url", metavar="URL", help="OAuth token URL for service accounts.")
     credential = parser.add_mutually_exclusive_group()
     credential.add_argument(
         "--secret-id", help="Secrets Manager secret holding the credential JSON."
@@ -75,12 +112,13 @@ def add_di_arguments(parser: argparse.ArgumentParser) -> None:
     credential.add_argument(
         "--api-key-env",
         metavar="VAR",
-        help="Name of the environment variable holding the API key (default JUMPCLOUD_API_KEY).",
+        help="Name of the environment variable holding the API key (default: JUMPCLOUD_API_KEY; "
+        "or JUMPCLOUD_CLIENT_ID + JUMPCLOUD_CLIENT_SECRET for a service account).",
     )
     parser.add_argument(
         "--auth-kind",
         choices=[k.value for k in AuthKind],
-        help="Credential kind in --secret-id (default api_key).",
+        help="Credential kind in --secret-id (default: api_key).",
     )
 
 
@@ -88,13 +126,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register ``run``'s arguments."""
     add_destination_arguments(parser)
     add_di_arguments(parser)
-    parser.add_argument("--services", help="Comma-separated DI services (default: all).")
-    parser.add_argument("--lag", type=int, metavar="SECONDS", help="Stay this far behind now.")
     parser.add_argument(
-        "--settle", type=int, metavar="SECONDS", help="Keep buckets open this long for late events."
+        "--services", metavar="A,B", help="Comma-separated DI services (default: all)."
     )
-    parser.add_argument("--lookback-days", type=int, help="First-run backfill depth (1-90).")
-    parser.add_argument("--kms-key-id", help="SSE-KMS key for S3 objects (default SSE-S3).")
+    parser.add_argument(
+        "--lag",
+        type=int,
+        metavar="SECONDS",
+        help="Archive only up to this far behind now: DI indexes events with a delay "
+        f"(default: {_default('lag_seconds')}).",
+    )
+    parser.add_argument(
+        "--settle",
+        type=int,
+        metavar="SECONDS",
+        help="Re-read a bucket for late-indexed events this long after it ends "
+        f"(default: {_default('settle_seconds')}).",
+    )
+    parser.add_argument(
+        "--lookback-days",
+        type=int,
+        metavar="DAYS",
+        help=f"First-run backfill depth, 1-90 (default: {_default('lookback_days')}).",
+    )
+    parser.add_argument(
+        "--kms-key-id", help="SSE-KMS key for S3 objects (default: SSE-S3 encryption)."
+    )
     parser.add_argument(
         "--resnapshot",
         nargs=2,
@@ -110,7 +167,7 @@ def destination_values(args: argparse.Namespace) -> dict[str, Any]:
     if archive.startswith("s3://"):
         bucket, _, prefix = archive.removeprefix("s3://").partition("/")
         if not bucket:
-            raise SettingsError("--archive s3://BUCKET/PREFIX needs a bucket name")
+            raise SettingsError(f"--archive {archive!r}: s3://BUCKET/PREFIX needs a bucket name")
         values["archive_bucket"] = bucket
         if prefix.strip("/"):
             values["archive_prefix"] = prefix.strip("/")
@@ -127,6 +184,11 @@ def destination_values(args: argparse.Namespace) -> dict[str, Any]:
     if args.bucket_minutes is not None:
         values["bucket_minutes"] = args.bucket_minutes
     return values
+
+
+def build_settings(values: dict[str, Any]) -> ArchiverSettings:
+    """Validated settings whose errors name the flags the user typed."""
+    return ArchiverSettings.build(values, source="command line", flags=SETTING_FLAGS)
 
 
 def settings_from_args(
@@ -152,54 +214,129 @@ def settings_from_args(
     values.update({k: v for k, v in optional.items() if v is not None})
     secret: dict[str, str] | None = None
     if args.secret_id is None:
-        secret = secret_from_env(environ, api_key_env=args.api_key_env)
+        try:
+            secret = secret_from_env(environ, api_key_env=args.api_key_env)
+        except SecretError as exc:
+            # Nothing was given: a usage error (exit 2), not a failure of Secrets Manager.
+            raise SettingsError(str(exc)) from None
         values["auth_kind"] = (
             AuthKind.API_KEY.value if "api_key" in secret else AuthKind.SERVICE_ACCOUNT.value
         )
-    return ArchiverSettings.build(values), secret
+    return build_settings(values), secret
 
 
-def format_report(report: RunReport) -> list[str]:
-    """Human-readable lines, one per org plus a total."""
-    lines = []
-    for org in report.orgs:
-        checkpoint = (
-            format_timestamp_ns(org.checkpoint_after_ns)
-            if org.checkpoint_after_ns is not None
-            else "none"
-        )
-        lag = f"{org.freshness_lag_s:.0f}s" if org.freshness_lag_s is not None else "n/a"
-        lines.append(
-            f"org {org.org_id}: {org.buckets} buckets ({org.buckets_written} written, "
-            f"{org.buckets_unchanged} unchanged), {org.events} events, "
-            f"{org.bytes_written} bytes written, checkpoint {checkpoint}, lag {lag}"
-            + (" [stopped early: run again to continue]" if org.stopped_early else "")
-        )
-    return lines
+class RunProgress:
+    """The engine's observer for the CLI: a progress line, empty buckets, warnings."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.empty: dict[str, int] = {}
+        self.warnings: list[str] = []
+
+    def on_bucket(self, result: BucketResult) -> None:
+        if result.events == 0 and result.objects_written == 0:
+            self.empty[result.org_id] = self.empty.get(result.org_id, 0) + 1
+        self.progress.advance(note=f"org {result.org_id}")
+
+    def on_org(self, result: OrgRunResult) -> None:
+        """Nothing to do per org: the summary prints every org at the end."""
+
+    def on_warning(self, message: str, **fields: object) -> None:
+        details = ", ".join(f"{k}={v}" for k, v in sorted(fields.items()))
+        self.warnings.append(f"warning: {message} ({details})" if details else message)
+
+
+def org_document(org: OrgRunResult, empty: int) -> dict[str, Any]:
+    """One org's result for ``--json``."""
+
+    def ts(value: int | None) -> str | None:
+        return None if value is None else format_timestamp_ns(value)
+
+    return {
+        "org_id": org.org_id,
+        "ok": org.error is None,
+        "error": None if org.error is None else flag_vocabulary(org.error),
+        "buckets": org.buckets,
+        "buckets_written": org.buckets_written,
+        "buckets_unchanged": max(0, org.buckets_unchanged - empty),
+        "buckets_empty": empty,
+        "events": org.events,
+        "bytes_written": org.bytes_written,
+        "checkpoint_before": ts(org.checkpoint_before_ns),
+        "checkpoint_after": ts(org.checkpoint_after_ns),
+        "behind_now_seconds": org.freshness_lag_s,
+        "stopped_early": org.stopped_early,
+    }
+
+
+def format_org(doc: Mapping[str, Any]) -> str:
+    """One org's result as a line a person reads."""
+    if not doc["ok"]:
+        done = f"{doc['buckets']} buckets, {doc['events']} events before it failed"
+        return f"org {doc['org_id']}: FAILED ({done}): {doc['error']}"
+    line = (
+        f"org {doc['org_id']}: {doc['buckets']} buckets ({doc['buckets_written']} written, "
+        f"{doc['buckets_unchanged']} unchanged, {doc['buckets_empty']} empty: no events), "
+        f"{doc['events']} events, {doc['bytes_written']} bytes written; archive now trails "
+        f"DI by {human_duration(doc['behind_now_seconds'])}; checkpoint (closed, not re-read) "
+        f"{doc['checkpoint_after'] or 'none yet'}"
+    )
+    return line + (" [stopped early: run again to continue]" if doc["stopped_early"] else "")
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run one pass; exit 0 on success (errors exit 2 through the CLI)."""
+    """Run one pass; per-org results also when an org fails (exit 3 then)."""
     settings, secret = settings_from_args(args)
     window: tuple[int, int] | None = None
     if args.resnapshot:
         start, end = (parse_timestamp_ns(value) for value in args.resnapshot)
         if start >= end:
-            raise SettingsError("--resnapshot START must be before END")
+            raise SettingsError(
+                f"--resnapshot START must be before END, got {args.resnapshot[0]} "
+                f"and {args.resnapshot[1]}"
+            )
         window = (start, end)
-    runtime = build_runtime(settings, secret=secret, endpoint_url=args.endpoint_url)
-    try:
-        if window is None:
-            report = application.archive(settings, runtime)
-        else:
-            start, end = window
-            report = application.resnapshot(settings, runtime, start_ns=start, end_ns=end)
-    finally:
-        runtime.close()
-    for run_report in report.runs:
-        for line in format_report(run_report):
-            print(line)
-    print(
-        f"API: {report.api_retries} retries, {report.api_errors_absorbed} transient errors absorbed"
+    progress = Progress("archiving", unit="buckets", enabled=None if not args.json else False)
+    observer = RunProgress(progress)
+    runtime = build_runtime(
+        settings, secret=secret, endpoint_url=args.endpoint_url, observer=observer
     )
-    return 0
+    failure: ArchiverError | None = None
+    try:
+        if progress.enabled:
+            progress.total = application.planned_buckets(settings, runtime, window=window)
+        try:
+            if window is None:
+                report = application.archive(settings, runtime)
+            else:
+                report = application.resnapshot(
+                    settings, runtime, start_ns=window[0], end_ns=window[1]
+                )
+            runs = report.runs
+        except application.EngineRunError as exc:
+            # The orgs that succeeded are archived and checkpointed: say so, then fail.
+            failure, runs = exc, (exc.report,)
+    finally:
+        progress.close()
+        runtime.close()
+    retries, absorbed = runtime.api_stats()
+    orgs = [
+        org_document(org, observer.empty.get(org.org_id, 0)) for run in runs for org in run.orgs
+    ]
+    document = {
+        "command": NAME,
+        "mode": "archive" if window is None else "resnapshot",
+        "ok": failure is None,
+        "orgs": orgs,
+        "api": {"retries": retries, "transient_errors_absorbed": absorbed},
+        "warnings": observer.warnings,
+    }
+    lines = [*observer.warnings, *(format_org(doc) for doc in orgs)]
+    lines.append(
+        f"DI API: {absorbed} transient errors absorbed by {retries} retries (-v shows each)"
+    )
+    emit(args, document, lines)
+    if failure is not None:
+        print(f"di-archiver run: error: {flag_vocabulary(str(failure))}", file=sys.stderr)
+        return EXIT_FAILURE
+    return EXIT_OK

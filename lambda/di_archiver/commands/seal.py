@@ -17,6 +17,8 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from di_archiver import application
+from di_archiver.commands import run as run_command
+from di_archiver.commands.common import EXIT_FAILURE, EXIT_OK, Progress, emit, flag_vocabulary
 from di_archiver.commands.run import (
     add_destination_arguments,
     add_di_arguments,
@@ -75,50 +77,94 @@ def build_settings(
     """Validated settings (with any Object Lock flags) plus the credential read from the env."""
     lock = _lock_values(args)
     if offline:
-        return ArchiverSettings.build({**destination_values(args), **lock}), None
+        return run_command.build_settings({**destination_values(args), **lock}), None
     settings, secret = settings_from_args(args)
     if lock:
         # Re-validated, so "both or neither" is enforced exactly as for the Lambda's settings.
-        settings = ArchiverSettings.build({**settings.model_dump(), **lock})
+        settings = run_command.build_settings({**settings.model_dump(), **lock})
     return settings, secret
 
 
-class PrintingObserver:
-    """Prints one line per sealed or repaired day and per warning."""
+class CollectingObserver:
+    """Collects one line per sealed or repaired day and per warning; drives the progress line."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.days: list[dict[str, Any]] = []
+        self.warnings: list[str] = []
+
+    def _day(self, action: str, result: SealResult) -> None:
+        self.days.append(
+            {
+                "action": action,
+                "org_id": result.org_id,
+                "day": result.day.isoformat(),
+                "events": result.events,
+                "di_count": result.di_count,
+            }
+        )
+        self.progress.advance(note=f"{action} {result.org_id} {result.day}")
 
     def on_day_sealed(self, result: SealResult) -> None:
-        print(f"sealed {result.org_id} {result.day}: {result.events} events")
+        self._day("sealed", result)
 
     def on_day_repaired(self, result: SealResult) -> None:
-        print(
-            f"repaired {result.org_id} {result.day}: now {result.events} events "
-            f"(DI counts {result.di_count})"
-        )
+        self._day("repaired", result)
 
     def on_warning(self, message: str, **fields: object) -> None:
         details = ", ".join(f"{k}={v}" for k, v in sorted(fields.items()))
-        print(f"warning: {message} ({details})")
+        self.warnings.append(f"warning: {message} ({details})")
 
 
-def print_report(report: MaintenanceReport) -> int:
-    """Summary lines; exit status 1 when an org failed."""
-    for org in report.orgs:
-        if org.skipped_reason:
-            print(f"org {org.org_id}: skipped ({org.skipped_reason})")
-        elif org.error:
-            print(f"org {org.org_id}: FAILED: {org.error}")
+def report_document(report: MaintenanceReport, observer: CollectingObserver) -> dict[str, Any]:
+    orgs = [
+        {
+            "org_id": org.org_id,
+            "ok": org.error is None,
+            "error": org.error,
+            "skipped": org.skipped_reason,
+            "days_sealed": org.days_sealed,
+            "days_repaired": org.days_repaired,
+            "days_reconciled": len(org.checks),
+        }
+        for org in report.orgs
+    ]
+    return {
+        "ok": not report.failures,
+        "orgs": orgs,
+        "days": observer.days,
+        "warnings": observer.warnings,
+        "stopped_early": report.stopped_early,
+    }
+
+
+def report_lines(document: dict[str, Any]) -> list[str]:
+    lines = list(document["warnings"])
+    for day in document["days"]:
+        if day["action"] == "sealed":
+            lines.append(f"sealed {day['org_id']} {day['day']}: {day['events']} events")
         else:
-            print(
-                f"org {org.org_id}: {org.days_sealed} days sealed, {org.days_repaired} repaired, "
-                f"{len(org.checks)} days reconciled"
+            lines.append(
+                f"repaired {day['org_id']} {day['day']}: now {day['events']} events "
+                f"(DI counts {day['di_count']})"
             )
-    if report.stopped_early:
-        print("stopped early (time budget): run again to continue")
-    return 1 if report.failures else 0
+    for org in document["orgs"]:
+        if org["skipped"]:
+            lines.append(f"org {org['org_id']}: skipped ({org['skipped']})")
+        elif org["error"]:
+            lines.append(f"org {org['org_id']}: FAILED: {flag_vocabulary(org['error'])}")
+        else:
+            lines.append(
+                f"org {org['org_id']}: {org['days_sealed']} days sealed, "
+                f"{org['days_repaired']} repaired, {org['days_reconciled']} days reconciled"
+            )
+    if document["stopped_early"]:
+        lines.append("stopped early (time budget): run again to continue")
+    return lines
 
 
 def execute(args: argparse.Namespace, *, reconcile: bool, offline: bool) -> int:
-    """Shared body of ``seal`` and ``reconcile``."""
+    """Shared body of ``seal`` and ``reconcile``; exit 3 when an org failed."""
     settings, secret = build_settings(args, offline=offline)
     store = build_store(settings, endpoint_url=args.endpoint_url)
     # Before any credential is read or object written: a refusal must leave nothing behind.
@@ -132,14 +178,18 @@ def execute(args: argparse.Namespace, *, reconcile: bool, offline: bool) -> int:
         source=runtime.source if runtime else None,
         snapshotter=runtime.engine if runtime else None,
     )
+    verb = "sealing and reconciling" if reconcile else "sealing"
+    progress = Progress(verb, unit="days", enabled=False if args.json else None)
+    observer = CollectingObserver(progress)
     try:
-        report = application.maintain(
-            settings, ports, reconcile=reconcile, observer=PrintingObserver()
-        )
+        report = application.maintain(settings, ports, reconcile=reconcile, observer=observer)
     finally:
+        progress.close()
         if runtime is not None:
             runtime.close()
-    return print_report(report)
+    document = {"command": args.command, **report_document(report, observer)}
+    emit(args, document, report_lines(document))
+    return EXIT_FAILURE if report.failures else EXIT_OK
 
 
 def run(args: argparse.Namespace) -> int:

@@ -9,31 +9,36 @@ from __future__ import annotations
 
 import argparse
 from datetime import date
+from pathlib import Path
 
 from di_archiver import application
+from di_archiver.commands.common import EXIT_FINDINGS, EXIT_OK, Progress, emit
+from di_archiver.commands.run import add_archive_argument, add_org_arguments
 from di_archiver.errors import SettingsError
 from di_archiver.wiring import store_for_location
 
 NAME = "verify"
-HELP = "Verify hashes, counts and the manifest chain of a local or S3 archive."
+HELP = "Verify hashes, counts and the manifest chain of a local or S3 archive (read-only)."
 
 DEFAULT_PREFIX = "di"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register ``verify``'s arguments."""
-    parser.add_argument(
-        "--archive",
-        default="./di-archive",
-        metavar="s3://BUCKET/PREFIX | DIR",
-        help="The archive to verify (default ./di-archive).",
-    )
+    add_archive_argument(parser)
     parser.add_argument("--endpoint-url", metavar="URL", help="S3 endpoint (an emulator).")
+    add_org_arguments(parser, required=False)
+    # The old spelling keeps working; --org-id is the one every command documents.
+    parser.add_argument("--org", dest="org_ids", action="append", help=argparse.SUPPRESS)
     parser.add_argument(
-        "--org", dest="orgs", action="append", metavar="ORG_ID", help="Only this org (repeat)."
+        "--from",
+        dest="start",
+        metavar="YYYY-MM-DD",
+        help="First day to check (default: the archive's first).",
     )
-    parser.add_argument("--from", dest="start", metavar="YYYY-MM-DD", help="First day to check.")
-    parser.add_argument("--to", dest="end", metavar="YYYY-MM-DD", help="Last day to check.")
+    parser.add_argument(
+        "--to", dest="end", metavar="YYYY-MM-DD", help="Last day to check (default: today)."
+    )
 
 
 def _day(value: str | None, flag: str) -> date | None:
@@ -47,23 +52,51 @@ def _day(value: str | None, flag: str) -> date | None:
 
 def run(args: argparse.Namespace) -> int:
     """Verify and print findings; exit 1 when there is any."""
+    start, end = _day(args.start, "--from"), _day(args.end, "--to")
+    if start is not None and end is not None and start > end:
+        raise SettingsError(f"--from {args.start} is after --to {args.end}: nothing to check")
+    if not args.archive.startswith("s3://") and not Path(args.archive).is_dir():
+        raise SettingsError(
+            f"--archive {args.archive}: no archive there; pass --archive DIR or s3://BUCKET/PREFIX"
+        )
     store, prefix = store_for_location(
         args.archive, endpoint_url=args.endpoint_url, default_prefix=DEFAULT_PREFIX
     )
-    report = application.verify(
-        store,
-        prefix=prefix,
-        org_ids=args.orgs,
-        start_day=_day(args.start, "--from"),
-        end_day=_day(args.end, "--to"),
-    )
-    for finding in report.findings:
-        print(f"FINDING {finding}")
-    for org, (day, sha) in sorted(report.chain_heads.items()):
-        print(f"org {org}: chain head {day} sha256 {sha}")
-    print(
+    progress = Progress("verifying", unit="objects", enabled=False if args.json else None)
+    if progress.enabled and start is None and end is None and not args.org_ids:
+        progress.total = application.count_objects(store, prefix=prefix)
+    try:
+        report = application.verify(
+            store,
+            prefix=prefix,
+            org_ids=args.org_ids,
+            start_day=start,
+            end_day=end,
+            on_object=lambda _key: progress.advance(),
+        )
+    finally:
+        progress.close()
+    document = {
+        "command": NAME,
+        "ok": report.ok,
+        "objects": report.objects_checked,
+        "events": report.events_checked,
+        "manifests": report.manifests_checked,
+        "findings": [{"kind": f.kind, "key": f.key, "detail": f.detail} for f in report.findings],
+        "chain_heads": {
+            org: {"day": day.isoformat(), "sha256": sha}
+            for org, (day, sha) in sorted(report.chain_heads.items())
+        },
+    }
+    lines = [f"FINDING {finding}" for finding in report.findings]
+    lines += [
+        f"org {org}: chain head {day} sha256 {sha}"
+        for org, (day, sha) in sorted(report.chain_heads.items())
+    ]
+    lines.append(
         f"checked {report.objects_checked} objects, {report.events_checked} events, "
         f"{report.manifests_checked} manifests: "
         + ("OK" if report.ok else f"{len(report.findings)} FINDINGS")
     )
-    return 0 if report.ok else 1
+    emit(args, document, lines)
+    return EXIT_OK if report.ok else EXIT_FINDINGS

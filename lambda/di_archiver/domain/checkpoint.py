@@ -157,8 +157,8 @@ def load_checkpoint(
             f"the checkpoint of org {org_id} belongs to the archive {checkpoint.archive}, not "
             f"to {archive_id}; to backfill the new archive, delete the checkpoint (or use a "
             "separate checkpoint location, e.g. DI_ARCHIVER_CHECKPOINT_PARAMETER_PREFIX); to "
-            "keep archiving the old one, point DI_ARCHIVER_ARCHIVE_BUCKET / _ARCHIVE_DIR and "
-            "DI_ARCHIVER_ARCHIVE_PREFIX back at it"
+            "keep archiving the old one, point DI_ARCHIVER_ARCHIVE_BUCKET / "
+            "DI_ARCHIVER_ARCHIVE_DIR and DI_ARCHIVER_ARCHIVE_PREFIX back at it"
         )
     if checkpoint.bucket_ns != bucket_ns:
         raise SettingsError(

@@ -38,15 +38,19 @@ class NamedQuery:
 
     def bind(self, values: Mapping[str, str]) -> tuple[str, ...]:
         """Positional parameter values for ``values`` keyed by parameter name."""
+        takes = ", ".join(dict.fromkeys(self.params))
+        # An unknown name first: "needs user" after a typo (--param usr=x) hides the typo.
+        unknown = sorted(set(values) - set(self.params))
+        if unknown:
+            raise QueryError(
+                f"unknown parameter {', '.join(unknown)} for named query {self.name} "
+                f"(takes: {takes})"
+            )
         missing = [p for p in dict.fromkeys(self.params) if p not in values]
         if missing:
             raise QueryError(
-                f"named query {self.name} needs --param for {', '.join(missing)} "
-                f"(takes: {', '.join(self.params)})"
+                f"named query {self.name} needs --param for {', '.join(missing)} (takes: {takes})"
             )
-        unknown = sorted(set(values) - set(self.params))
-        if unknown:
-            raise QueryError(f"named query {self.name} has no parameter {', '.join(unknown)}")
         return tuple(values[p] for p in self.params)
 
 

@@ -15,8 +15,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -29,7 +30,7 @@ from sqlglot.dialects.athena import Athena
 from sqlglot.errors import ParseError
 from sqlglot.tokenizer_core import TokenType
 
-from di_archiver.adapters.s3_partitions import download_s3_partitions
+from di_archiver.adapters import s3_partitions
 from di_archiver.errors import QueryError
 from di_archiver.layout import DATE_PARTITION, OBJECT_SUFFIX, ORG_PARTITION, SERVICE_PARTITION
 from di_archiver.query import schema
@@ -115,7 +116,7 @@ def parse_athena(sql: str) -> Any:
     try:
         statements = [s for s in sqlglot.parse(sql, read=ATHENA) if s is not None]
     except ParseError as exc:
-        raise QueryError(f"cannot parse the query as Athena SQL: {exc}") from exc
+        raise QueryError(f"cannot parse the query as Athena SQL: {_plain_text(exc)}") from exc
     if len(statements) != 1:
         raise QueryError(f"give exactly one SQL statement (got {len(statements)})")
     return statements[0]
@@ -316,6 +317,14 @@ def _parse_day(value: str | None, what: str) -> date | None:
         raise QueryError(f"{what} must be a day like 2026-05-04, got {value!r}") from None
 
 
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def _plain_text(exc: BaseException) -> str:
+    """An error's text without terminal colour codes (sqlglot underlines the culprit with them)."""
+    return _ANSI_ESCAPE.sub("", str(exc))
+
+
 def run_query(
     sql: str,
     *,
@@ -325,22 +334,31 @@ def run_query(
     to_day: str | None = None,
     endpoint_url: str | None = None,
     s3_client: Any = None,
+    org_ids: Collection[str] | None = None,
 ) -> QueryResult:
-    """Run one Athena SQL statement against a local directory or ``s3://bucket/prefix``."""
+    """Run one Athena SQL statement against a local directory or ``s3://bucket/prefix``.
+
+    ``org_ids`` reads only those organisations' partitions (like a WHERE on ``org``).
+    """
+    flags = DayRange(_parse_day(from_day, "--from"), _parse_day(to_day, "--to"))
+    if flags.first is not None and flags.last is not None and flags.first > flags.last:
+        raise QueryError(f"--from {from_day} is after --to {to_day}: no day can match")
     statement = parse_athena(bind_parameters(sql, params) if params else sql)
-    days = day_range_of(statement).intersect(
-        DayRange(_parse_day(from_day, "--from"), _parse_day(to_day, "--to"))
-    )
+    days = day_range_of(statement).intersect(flags)
     location = str(archive)
     if location.startswith("s3://"):
         bucket, _, prefix = location[len("s3://") :].partition("/")
-        client = s3_client
-        if client is None:
-            client = s3_client(endpoint_url)
+        client = s3_client if s3_client is not None else s3_partitions.s3_client(endpoint_url)
         with tempfile.TemporaryDirectory(prefix="di-query-") as scratch:
-            download_s3_partitions(client, bucket, prefix, days, Path(scratch))
-            return _execute(statement, local_partition_files(Path(scratch), days), days)
-    return _execute(statement, local_partition_files(Path(location), days), days)
+            s3_partitions.download_s3_partitions(
+                client, bucket, prefix, days, Path(scratch), org_ids=org_ids
+            )
+            files = local_partition_files(Path(scratch), days)
+            return _execute(statement, files, days)  # before the scratch directory goes
+    files = local_partition_files(Path(location), days)
+    if org_ids is not None:
+        files = [f for f in files if f.org in org_ids]
+    return _execute(statement, files, days)
 
 
 def _execute(statement: Any, files: Sequence[PartitionFile], days: DayRange) -> QueryResult:
@@ -350,7 +368,7 @@ def _execute(statement: Any, files: Sequence[PartitionFile], days: DayRange) -> 
         columns = [d[0] for d in cursor.description or []]
         rows = [tuple(row) for row in cursor.fetchall()]
     except duckdb.Error as exc:
-        raise QueryError(f"query failed: {exc}") from exc
+        raise QueryError(f"query failed: {_plain_text(exc)}") from exc
     finally:
         connection.close()
     return QueryResult(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 import threading
 
+from di_archiver.layout import validate_org_id
 from di_archiver.simulator.config import (
     DEMO_API_KEY,
     DEMO_CLIENT_ID,
@@ -31,6 +33,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--days", type=float, default=3.0, help="days of history ending now")
     parser.add_argument("--orgs", type=int, default=1, help="number of organisations")
     parser.add_argument(
+        "--org-id",
+        dest="org_ids",
+        action="append",
+        metavar="ORG_ID",
+        help="serve this organisation id (repeat; replaces --orgs' generated ids)",
+    )
+    parser.add_argument(
         "--fault-rate", type=float, default=0.02, help="rate of EACH fault type (0 = off)"
     )
     parser.add_argument(
@@ -55,7 +64,9 @@ def build_config(args: argparse.Namespace) -> SimulatorConfig:
         raise SimulatorError("--orgs must be >= 1, --events >= 0 and --days > 0")
     if not 0.0 <= args.fault_rate <= 1 / 6 or not 0.0 <= args.late_share <= 1.0:
         raise SimulatorError("--fault-rate must be in [0, 1/6] and --late-share in [0, 1]")
-    ids = org_ids(args.orgs)
+    ids = tuple(args.org_ids) if getattr(args, "org_ids", None) else org_ids(args.orgs)
+    for org_id in ids:
+        validate_org_id(org_id)
     return SimulatorConfig(
         seed=args.seed,
         orgs=tuple(OrgSpec(org_id=o, event_count=args.events) for o in ids),
@@ -67,6 +78,15 @@ def build_config(args: argparse.Namespace) -> SimulatorConfig:
     )
 
 
+def _wait(stop: threading.Event | None) -> None:
+    waiter = stop or threading.Event()
+    try:
+        while not waiter.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+
+
 def run(args: argparse.Namespace, *, stop: threading.Event | None = None) -> int:
     """Build the corpus, serve, print how to connect; block until Ctrl-C (or ``stop``)."""
     config = build_config(args)
@@ -74,6 +94,20 @@ def run(args: argparse.Namespace, *, stop: threading.Event | None = None) -> int
     with simulator.serve(host=args.host, port=args.port) as server:
         # Printing the demo credentials is the point of this command: they only open the
         # simulator, never a real JumpCloud account.
+        if getattr(args, "json", False):
+            ready = {
+                "command": NAME,
+                "base_url": server.base_url,
+                "api_url": server.api_url,
+                "token_url": server.token_url,
+                "api_key": args.api_key,
+                "client_id": DEMO_CLIENT_ID,
+                "client_secret": DEMO_CLIENT_SECRET,
+                "orgs": [{"org_id": o.org_id, "events": o.event_count} for o in config.orgs],
+            }
+            print(json.dumps(ready), flush=True)
+            _wait(stop)
+            return 0
         print(f"DI simulator listening on {server.base_url}", flush=True)
         print(f"  DI API:        {server.api_url}")
         print(f"  token URL:     {server.token_url}")
@@ -83,12 +117,7 @@ def run(args: argparse.Namespace, *, stop: threading.Event | None = None) -> int
         for org in config.orgs:
             print(f"  org id:        {org.org_id}  ({org.event_count} events)")
         print("Press Ctrl-C to stop.", flush=True)
-        waiter = stop or threading.Event()
-        try:
-            while not waiter.wait(0.5):
-                pass
-        except KeyboardInterrupt:
-            pass
+        _wait(stop)
         stats = simulator.stats
         print(f"stopped after {stats['requests']} requests ({stats['faults']} faults injected)")
     return 0

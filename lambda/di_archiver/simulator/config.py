@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from di_archiver.errors import ArchiverError
+from di_archiver.errors import SettingsError
 
 DEMO_ORG_ID = "64a0c0ffee0000000000a001"
 DEMO_API_KEY = "sim-key-1"
@@ -178,5 +178,5 @@ class SimulatorConfig:
         return cls(**base)  # type: ignore[arg-type]
 
 
-class SimulatorError(ArchiverError):
+class SimulatorError(SettingsError):
     """The simulator cannot be configured or started as asked."""
