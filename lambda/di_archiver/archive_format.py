@@ -1,8 +1,8 @@
 """What one archive object holds, and the metadata that describes it (the archive contract).
 
 An object is gzip-compressed UTF-8 JSON Lines, one DI event per line, sorted by
-(timestamp as integer ns, id, line). Lines are the API's objects re-serialised compactly with
-key order and unicode preserved; nothing is dropped or renamed. Two events with the same
+(timestamp as integer ns, id, line). Each line is the bytes DI sent for the event (see
+:mod:`di_archiver.raw_events`); nothing is re-encoded, dropped or renamed. Two events with the same
 (id, timestamp) are one event only when they are identical; differing ones are both kept and
 counted as collisions (RADIUS ids are content-derived UUIDv3s and could collide).
 """
@@ -19,10 +19,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, Any
 
-import orjson
-
 from di_archiver import __version__
 from di_archiver.errors import ArchiverError
+from di_archiver.raw_events import MalformedEventError, event_head
 from di_archiver.timestamps import format_timestamp_ns, parse_timestamp_ns
 
 META_COUNT = "di-count"
@@ -38,10 +37,6 @@ FORMAT_VERSION = "jsonl-gzip-1"
 # for years, so they favour size.
 FAST_LEVEL = 6
 ARCHIVAL_LEVEL = 9
-
-
-class MalformedEventError(ArchiverError):
-    """An event has no usable ``timestamp``; it cannot be placed in a bucket."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,23 +92,11 @@ def event_timestamp_ns(event: Mapping[str, Any]) -> int:
         raise MalformedEventError(f"event id={event.get('id')!r}: {exc}") from None
 
 
-# The stdlib encoder writes what orjson cannot (integers beyond 64 bits); both write the same
-# compact UTF-8 for everything else DI sends.
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
-
-
 def serialise_event(event: Mapping[str, Any]) -> bytes:
-    """One archive line: compact JSON, UTF-8, keys in the API's order.
-
-    orjson because this runs once per archived event and is ~3x faster than the stdlib. Its
-    result keeps orjson's whole output buffer allocated (measured: ~7.6 KB resident for a
-    900-byte line), and a bucket holds tens of thousands of lines, so the line is copied to an
-    exactly-sized bytes object.
-    """
-    try:
-        return memoryview(orjson.dumps(event)).tobytes()
-    except TypeError:
-        return _ENCODER.encode(event).encode("utf-8")
+    """Compact UTF-8 JSON of a parsed event, keys in order: what a compact JSON server (the
+    simulator) sends for it. The archive never re-encodes what DI sent; this serves the tools
+    and tests that start from parsed events."""
+    return json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def sort_key(ts_ns: int, event: Mapping[str, Any], line: bytes) -> tuple[int, str, bytes]:
@@ -329,5 +312,5 @@ class LineReader:
 
 def keyed_line(line: bytes) -> tuple[SortKey, bytes]:
     """``(sort_key, line)`` of one archived JSON line (raises on a line without timestamp)."""
-    event = json.loads(line)
-    return sort_key(event_timestamp_ns(event), event, line), line
+    event = event_head(line)
+    return (event.ts_ns, event.event_id, line), line

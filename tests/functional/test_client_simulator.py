@@ -4,10 +4,9 @@ page boundaries, auth failures, and OAuth token renewal mid-run."""
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import pytest
@@ -15,7 +14,9 @@ import pytest
 from di_archiver.adapters.di_auth import ApiKeyCredentials, ServiceAccountCredentials
 from di_archiver.adapters.di_client import DIClient
 from di_archiver.adapters.retry import RetryPolicy
+from di_archiver.archive_format import serialise_event
 from di_archiver.errors import DIAuthenticationError, DIForbiddenError, DIPaymentRequiredError
+from di_archiver.raw_events import RawEvent
 from di_archiver.simulator import (
     FaultConfig,
     LateIndexingConfig,
@@ -58,11 +59,14 @@ class Sleeps(list[float]):
         self.append(seconds)
 
 
-def multiset(events: list[dict[str, Any]]) -> Counter[str]:
-    return Counter(json.dumps(e, sort_keys=True) for e in events)
+def multiset(events: Iterable[RawEvent | dict[str, Any]]) -> Counter[bytes]:
+    """Each event's bytes: as received (RawEvent), or as the simulator serves a dict."""
+    return Counter(e.line if isinstance(e, RawEvent) else serialise_event(e) for e in events)
 
 
-def ms(event: dict[str, Any]) -> int:
+def ms(event: RawEvent | dict[str, Any]) -> int:
+    if isinstance(event, RawEvent):
+        return event.ts_ns // NS_PER_MS
     return parse_timestamp_ns(event["timestamp"]) // NS_PER_MS
 
 
@@ -120,10 +124,10 @@ def test_every_event_exactly_once_under_all_faults(
     assert client.stats.truncated > 0
     assert client.stats.transport_errors > 0
     assert 1.0 in sleeps  # the simulator's Retry-After: 1 was honoured over real HTTP
-    # And every visible event arrived exactly once, byte-for-byte equal as a dict
+    # And every visible event arrived exactly once, byte for byte as the simulator sent it
     assert len(events) == len(truth) == 50_000
-    ids = Counter((e["id"], e["timestamp"]) for e in events)
-    assert ids == Counter((e["id"], e["timestamp"]) for e in truth)
+    ids = Counter((e.event_id, e.ts_ns) for e in events)
+    assert ids == Counter((e["id"], parse_timestamp_ns(e["timestamp"])) for e in truth)
     assert max(ids.values()) == 1
     assert multiset(events) == multiset(truth)
     # And in the API's order (ascending time)

@@ -57,6 +57,7 @@ from di_archiver.errors import (
     DITransientError,
     SettingsError,
 )
+from di_archiver.raw_events import PageFormatError, RawEvent, parse_page
 from di_archiver.settings import DEFAULT_TOKEN_URL, REGION_BASE_URLS, Region
 from di_archiver.timestamps import format_timestamp_ns
 
@@ -85,8 +86,7 @@ _ERROR_BODY_BYTES = 64 * 1024
 DEFAULT_MAX_PAGES_PER_WINDOW = 1_000
 _MESSAGE_LIMIT = 300
 
-Event = dict[str, Any]
-Page = list[Event]
+Page = list[RawEvent]
 OrgIds = str | Sequence[str] | None
 _T = TypeVar("_T")
 
@@ -240,7 +240,8 @@ class DIClient:
     # -- public API ------------------------------------------------------------------------
 
     def iter_pages(self, org_id: OrgIds, start_ns: int, end_ns: int) -> Iterator[Page]:
-        """Pages of raw events for ``[start_ns, end_ns]`` in ascending order, streamed.
+        """Pages of events for ``[start_ns, end_ns]`` in ascending order, streamed; each event
+        keeps the exact bytes DI sent (:mod:`di_archiver.raw_events`).
 
         The API filters at millisecond resolution and its ``end_time`` inclusivity is unknown:
         callers enforce their exact window on the parsed timestamps.
@@ -252,7 +253,7 @@ class DIClient:
         # The engine already runs its page stream ahead; this is for other callers.
         return run_ahead(pages, name="di-client-prefetch") if self._prefetch else pages
 
-    def iter_events(self, org_id: OrgIds, start_ns: int, end_ns: int) -> Iterator[Event]:
+    def iter_events(self, org_id: OrgIds, start_ns: int, end_ns: int) -> Iterator[RawEvent]:
         """Events of :meth:`iter_pages`, one at a time."""
         pages = self.iter_pages(org_id, start_ns, end_ns)
         return _flatten(pages)
@@ -344,18 +345,19 @@ class DIClient:
 
     def _parse_page(self, response: Answer) -> _PageResponse:
         request_id = response.request_id
-        data = self._json_body(response)
-        if data is None:  # seen as "null responses" in JumpCloud's SDK changelog
-            events: Page = []
-        elif isinstance(data, list) and all(isinstance(item, dict) for item in data):
-            events = data
-        else:
+        try:
+            events = parse_page(response.body)
+        except PageFormatError as exc:
+            if exc.malformed:
+                # A cut connection can still look like a complete 200; try again first.
+                self.stats.truncated += 1
+                raise _Retry(f"a 200 body that is {exc}", malformed=True) from None
             raise DIResponseError(
-                f"DI /events answered 200 with a body that is not a JSON array of objects"
-                f"{_rid(request_id)}",
+                f"DI /events answered 200 with a body that is not a JSON array of objects "
+                f"({exc}){_rid(request_id)}",
                 status=200,
                 request_id=request_id,
-            )
+            ) from None
         _refuse_ambiguous_placement(response.body, len(events), request_id)
         result_count = _int_header(response, "x-result-count")
         if result_count is not None and result_count != len(events):
@@ -805,7 +807,7 @@ def _describe(exc: httpx.HTTPError) -> str:
     return f"transport error ({type(exc).__name__})"
 
 
-def _flatten(pages: Iterator[Page]) -> Iterator[Event]:
+def _flatten(pages: Iterator[Page]) -> Iterator[RawEvent]:
     try:
         for page in pages:
             yield from page

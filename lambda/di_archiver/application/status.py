@@ -14,7 +14,7 @@ from di_archiver.settings import ArchiverSettings
 class NoSource:
     """The event source for status: it reads only checkpoints and must never reach DI."""
 
-    def iter_pages(self, org_id: str, start_ns: int, end_ns: int) -> Iterator[list[dict[str, Any]]]:
+    def iter_pages(self, org_id: str, start_ns: int, end_ns: int) -> Iterator[Any]:
         raise ArchiverError("status does not read the DI API")
 
     def count(self, org_id: str, start_ns: int, end_ns: int) -> int:

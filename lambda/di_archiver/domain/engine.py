@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from di_archiver.domain.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from di_archiver.domain.pipeline import run_ahead
@@ -60,6 +60,7 @@ from di_archiver.domain.snapshot import (
     close_pages,
     collect_bucket,
     day_may_be_sealed,
+    malformed_in_bucket,
     write_bucket,
 )
 from di_archiver.errors import (
@@ -70,6 +71,7 @@ from di_archiver.errors import (
     describe_failure,
 )
 from di_archiver.layout import LayoutError, validate_org_id
+from di_archiver.raw_events import MalformedEventError, RawEvent
 from di_archiver.settings import ArchiverSettings
 from di_archiver.timestamps import NS_PER_SECOND
 
@@ -649,7 +651,7 @@ class ArchiveEngine:
 
     def _page_stream(
         self, org_id: str, buckets: Iterator[PlannedBucket], budget: _Budget
-    ) -> Iterator[tuple[PlannedBucket | None, list[dict[str, Any]] | None]]:
+    ) -> Iterator[tuple[PlannedBucket | None, Sequence[RawEvent] | None]]:
         """``(bucket, page)`` for every page, ``(bucket, None)`` at each bucket's end, and
         ``(None, None)`` when the time budget forbids starting the next bucket.
 
@@ -665,6 +667,10 @@ class ArchiveEngine:
                 for page in pages:
                     yield planned, page
                     del page  # not kept alive while the next page is fetched
+            except MalformedEventError as exc:
+                raise malformed_in_bucket(
+                    exc, org_id, planned.start_ns, planned.end_ns
+                ) from exc.__cause__
             finally:
                 close_pages(pages)
             yield planned, None

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol, runtime_checkable
+
+from di_archiver.raw_events import RawEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,8 +129,10 @@ class CheckpointStore(Protocol):
 class EventSource(Protocol):
     """Reads DI events; the HTTP client implements it, tests may fake it."""
 
-    def iter_pages(self, org_id: str, start_ns: int, end_ns: int) -> Iterator[list[dict[str, Any]]]:
-        """Pages (lists of raw event objects) with ``start <= ts`` and ``ts`` up to ``end``."""
+    def iter_pages(self, org_id: str, start_ns: int, end_ns: int) -> Iterator[Sequence[RawEvent]]:
+        """Pages of events (placement fields + the exact bytes DI sent) with ``start <= ts``
+        and ``ts`` up to ``end``; an event without a usable timestamp raises
+        :class:`~di_archiver.raw_events.MalformedEventError`."""
 
     def count(self, org_id: str, start_ns: int, end_ns: int) -> int:
         """DI's ``/events/count`` for the same window."""

@@ -27,19 +27,10 @@ from __future__ import annotations
 
 import gzip
 import io
-import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
-from di_archiver.archive_format import (
-    META_SHA256,
-    MalformedEventError,
-    encode_lines,
-    event_timestamp_ns,
-    serialise_event,
-    sort_key,
-)
+from di_archiver.archive_format import META_SHA256, encode_lines, keyed_line
 from di_archiver.domain.ports import ArchiveStore, EventSource
 from di_archiver.errors import ArchiverError, BucketTooLargeError, DIResponseError
 from di_archiver.layout import (
@@ -50,6 +41,7 @@ from di_archiver.layout import (
     sealed_day_key,
     service_partition,
 )
+from di_archiver.raw_events import MalformedEventError, RawEvent
 from di_archiver.services import KNOWN_SERVICES
 from di_archiver.timestamps import NS_PER_MS, format_timestamp_ns
 
@@ -98,10 +90,10 @@ def edge_tolerance(start_ns: int, fetch_end_ns: int) -> tuple[int, int]:
     return lo, hi
 
 
-def _outside_window(collected: CollectedBucket, event: dict[str, Any], ts: int) -> DIResponseError:
+def _outside_window(collected: CollectedBucket, event_id: str, ts: int) -> DIResponseError:
     window = _range_text(collected.start_ns, collected.fetch_end_ns)
     return DIResponseError(
-        f"org {collected.org_id}: DI returned event id={str(event.get('id'))[:64]!r} with "
+        f"org {collected.org_id}: DI returned event id={event_id[:64]!r} with "
         f"timestamp {format_timestamp_ns(ts)}, outside the window {window} it was asked for; "
         "the run stops here (the checkpoint stays before this bucket) rather than drop or "
         "misplace it. Retry later; if it persists, report it to JumpCloud support",
@@ -109,7 +101,7 @@ def _outside_window(collected: CollectedBucket, event: dict[str, Any], ts: int) 
     )
 
 
-def add_page(collected: CollectedBucket, page: list[dict[str, Any]], *, max_events: int) -> None:
+def add_page(collected: CollectedBucket, page: Sequence[RawEvent], *, max_events: int) -> None:
     """Add one page, keeping only events whose parsed timestamp lies in ``[start, fetch_end)``.
 
     Events just outside (DI's millisecond filtering) are skipped; any further outside raise
@@ -123,45 +115,42 @@ def add_page(collected: CollectedBucket, page: list[dict[str, Any]], *, max_even
     size = collected.bytes
     # This loop runs once per archived event: service names repeat, so their partition (a
     # regex check) is worked out once per name.
-    partitions: dict[str, str] = {}
-    for event in page:
-        if not isinstance(event, dict):
-            raise MalformedEventError(
-                f"org {org_id} bucket {_range_text(start_ns, end_ns)}: DI returned a "
-                "non-object event; the run stops rather than drop it"
-            )
-        try:
-            ts = event_timestamp_ns(event)
-        except MalformedEventError as exc:
-            raise MalformedEventError(
-                f"org {org_id} bucket {_range_text(start_ns, end_ns)}: {exc}; an event "
-                "without a usable timestamp cannot be placed in a bucket, so the run stops "
-                "rather than drop it (retry; report it to JumpCloud if it persists)"
-            ) from exc
+    partitions: dict[object, str] = {}
+    for ts, event_id, service, line in page:
         if not start_ns <= ts < fetch_end_ns:
             if edge_lo <= ts < edge_hi:
                 continue
-            raise _outside_window(collected, event, ts)
+            raise _outside_window(collected, event_id, ts)
         count += 1
         if count > max_events:
             raise BucketTooLargeError(
                 f"bucket {_range_text(start_ns, end_ns)} of org {org_id} holds more than "
                 f"{max_events} events; set DI_ARCHIVER_BUCKET_MINUTES lower"
             )
-        line = serialise_event(event)
         size += len(line)
-        service = event.get("service")
-        partition = partitions.get(service) if isinstance(service, str) else None
+        hashable = service if isinstance(service, str) else None
+        partition = partitions.get(hashable)
         if partition is None:
-            partition = service_partition(service)
-            if isinstance(service, str):
-                partitions[service] = partition
+            partition = partitions[hashable] = service_partition(service)
         lines = by_service.get(partition)
         if lines is None:
             lines = by_service[partition] = []
-        lines.append((sort_key(ts, event, line), line))
+        lines.append(((ts, event_id, line), line))
     collected.events = count
     collected.bytes = size
+
+
+def malformed_in_bucket(
+    exc: MalformedEventError, org_id: str, start_ns: int, end_ns: int
+) -> MalformedEventError:
+    """``exc`` with the org and bucket it stopped, and what to do."""
+    error = MalformedEventError(
+        f"org {org_id} bucket {_range_text(start_ns, end_ns)}: {exc}; an event without a "
+        "usable timestamp cannot be placed in a bucket, so the run stops rather than drop it "
+        "(retry; report it to JumpCloud if it persists)"
+    )
+    error.__cause__ = exc
+    return error
 
 
 def check_bucket_bytes(collected: CollectedBucket, max_bytes: int) -> None:
@@ -202,6 +191,8 @@ def collect_bucket(
             add_page(collected, page, max_events=max_events)
             if max_bytes is not None:
                 check_bucket_bytes(collected, max_bytes)
+    except MalformedEventError as exc:
+        raise malformed_in_bucket(exc, org_id, start_ns, end_ns) from exc.__cause__
     finally:
         close_pages(pages)
     return collected
@@ -221,12 +212,11 @@ def _iter_stored_lines(body: bytes) -> Iterator[bytes]:
 
 def _keyed(line: bytes) -> KeyedLine:
     try:
-        event = json.loads(line)
+        return keyed_line(line)
+    except MalformedEventError:
+        raise
     except ValueError as exc:
         raise ArchiverError(f"stored archive line is not JSON: {exc}") from exc
-    if not isinstance(event, dict):
-        raise ArchiverError("stored archive line is not a JSON object")
-    return sort_key(event_timestamp_ns(event), event, line), line
 
 
 def _merge_stored(

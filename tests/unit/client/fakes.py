@@ -11,6 +11,7 @@ import httpx
 from di_archiver.adapters.di_auth import ApiKeyCredentials, Credentials
 from di_archiver.adapters.di_client import DIClient
 from di_archiver.adapters.retry import RetryPolicy
+from di_archiver.raw_events import RawEvent
 from di_archiver.timestamps import format_timestamp_ns
 
 BASE_URL = "https://di.test"
@@ -21,6 +22,11 @@ START_NS = 1_700_000_000 * 1_000_000_000
 END_NS = START_NS + 3_600 * 1_000_000_000
 
 Handler = Callable[[httpx.Request], httpx.Response]
+
+
+def decoded(events: Iterable[RawEvent]) -> list[dict[str, Any]]:
+    """The events' archived bytes decoded again, to compare with what a fake DI served."""
+    return [json.loads(event.line) for event in events]
 
 
 def make_events(count: int, *, start_ms: int = 1_700_000_000_000, per_ms: int = 1) -> list[dict]:

@@ -19,6 +19,7 @@ from .fakes import (
     START_NS,
     PagingDI,
     Scripted,
+    decoded,
     make_client,
     make_events,
     page_response,
@@ -79,9 +80,9 @@ def test_headers_are_read_case_insensitively(
         limit_header=limit_header,
     )
     # When every page is read
-    got = [
+    got = decoded(
         e for page in make_client(di, page_limit=10).iter_pages(ORG, START_NS, END_NS) for e in page
-    ]
+    )
     # Then the cursor was followed and every event came exactly once
     assert got == events
     assert [b.get("search_after") for b in di.bodies()] == [
@@ -110,7 +111,7 @@ def test_compares_with_the_returned_limit_not_the_requested_one() -> None:
     pages = list(make_client(di).iter_pages(ORG, START_NS, END_NS))
     # Then 7-row pages are recognised as full and paging continues to the end
     assert [len(p) for p in pages] == [7, 7, 6]
-    assert [e for p in pages for e in p] == events
+    assert decoded(e for p in pages for e in p) == events
 
 
 def test_last_full_page_is_followed_by_an_empty_page() -> None:
@@ -122,7 +123,7 @@ def test_last_full_page_is_followed_by_an_empty_page() -> None:
     # Then a third request returns [] and ends paging; no empty page is yielded
     assert [len(p) for p in pages] == [10, 10]
     assert len(di.requests) == 3
-    assert [e for p in pages for e in p] == events
+    assert decoded(e for p in pages for e in p) == events
 
 
 def test_empty_window_yields_no_pages() -> None:
@@ -146,7 +147,9 @@ def test_missing_limit_header_reads_on_until_an_empty_page() -> None:
     events = make_events(15)
     di = PagingDI(events, max_limit=10, limit_header="")
     # When read / Then the short page cannot be trusted as last: an empty page ends paging
-    got = [e for p in make_client(di, page_limit=10).iter_pages(ORG, START_NS, END_NS) for e in p]
+    got = decoded(
+        e for p in make_client(di, page_limit=10).iter_pages(ORG, START_NS, END_NS) for e in p
+    )
     assert got == events
     assert len(di.requests) == 3
 
@@ -157,7 +160,7 @@ def test_repeated_cursor_on_a_full_page_is_an_error_not_a_loop() -> None:
     di = Scripted([page_response(events, limit=10, cursor=[1, "abc"])] * 5)
     pages = make_client(di, page_limit=10).iter_pages(ORG, START_NS, END_NS)
     # When read / Then the first page comes, the repeat raises, and the duplicate is not yielded
-    assert next(pages) == events
+    assert decoded(next(pages)) == events
     with pytest.raises(DIResponseError, match="again with a full page"):
         next(pages)
     assert len(di.requests) == 2
@@ -197,7 +200,7 @@ def test_count_mismatch_is_retried_as_a_truncated_body() -> None:
     good = page_response(events, limit=10, cursor=[2, "x"])
     client = make_client(Scripted([bad, good]))
     # When read / Then the retry delivers the whole page
-    assert [e for p in client.iter_pages(ORG, START_NS, END_NS) for e in p] == events
+    assert decoded(e for p in client.iter_pages(ORG, START_NS, END_NS) for e in p) == events
     assert client.stats.truncated == 1
     assert client.stats.retries == 1
 
@@ -258,7 +261,7 @@ def test_events_are_passed_through_unmodified() -> None:
     ]
     di = Scripted([page_response(odd, limit=10, cursor=[1, "z"])])
     # When read / Then the dicts equal what was sent
-    assert list(make_client(di).iter_events(ORG, START_NS, END_NS)) == odd
+    assert decoded(make_client(di).iter_events(ORG, START_NS, END_NS)) == odd
 
 
 def test_prefetch_yields_the_same_pages_in_order() -> None:
@@ -267,7 +270,7 @@ def test_prefetch_yields_the_same_pages_in_order() -> None:
     di = PagingDI(events, max_limit=10)
     # When read with the background prefetch
     client = make_client(di, page_limit=10, prefetch=True)
-    got = list(client.iter_events(ORG, START_NS, END_NS))
+    got = decoded(client.iter_events(ORG, START_NS, END_NS))
     # Then the result is identical to sequential paging
     assert got == events
     assert client.stats.pages == 10

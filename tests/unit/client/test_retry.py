@@ -11,7 +11,17 @@ import pytest
 from di_archiver.adapters.retry import Jitter, RetryPolicy, parse_retry_after
 from di_archiver.errors import DIApiError, DITransientError
 
-from .fakes import END_NS, ORG, START_NS, Scripted, Sleeps, make_client, make_events, page_response
+from .fakes import (
+    END_NS,
+    ORG,
+    START_NS,
+    Scripted,
+    Sleeps,
+    decoded,
+    make_client,
+    make_events,
+    page_response,
+)
 
 
 def ok(n: int = 2) -> httpx.Response:
@@ -123,7 +133,9 @@ def test_retries_resume_from_the_same_cursor() -> None:
     second = page_response(events[10:], limit=10, cursor=[14, "c14"])
     di = Scripted([first, httpx.Response(429), second])
     # When read
-    got = [e for p in make_client(di, page_limit=10).iter_pages(ORG, START_NS, END_NS) for e in p]
+    got = decoded(
+        e for p in make_client(di, page_limit=10).iter_pages(ORG, START_NS, END_NS) for e in p
+    )
     # Then the retried request repeats the same search_after and nothing is lost or doubled
     assert got == events
     assert di.requests[1].content == di.requests[2].content

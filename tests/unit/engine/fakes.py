@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-import copy
+import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from di_archiver.archive_format import decode_lines
 from di_archiver.domain.ports import StoredObject
+from di_archiver.raw_events import RawEvent, parse_page
 from di_archiver.timestamps import NS_PER_MS, parse_timestamp_ns
 
 ORG = "64a0c0ffee0000000000a001"
 ORG_B = "64a0c0ffee0000000000b002"
+
+
+def page_of(events: list[dict[str, Any]]) -> list[RawEvent]:
+    """A page as the DI client hands it out: the events' bytes as a compact JSON server sends
+    them, parsed by the real page parser (so a broken timestamp raises as it would)."""
+    return parse_page(json.dumps(events, ensure_ascii=False, separators=(",", ":")).encode())
 
 
 def event(ts: str, event_id: str, service: str = "directory", **extra: Any) -> dict[str, Any]:
@@ -42,14 +49,13 @@ class FakeSource:
         found.sort(key=lambda e: parse_timestamp_ns(e["timestamp"]) // NS_PER_MS)
         return found
 
-    def iter_pages(self, org_id: str, start_ns: int, end_ns: int) -> Iterator[list[dict[str, Any]]]:
+    def iter_pages(self, org_id: str, start_ns: int, end_ns: int) -> Iterator[list[RawEvent]]:
         self.calls.append((org_id, start_ns, end_ns))
         if org_id in self.errors:
             raise self.errors[org_id]
         found = self._matching(org_id, start_ns, end_ns)
         for i in range(0, len(found), self.page_size):
-            # Fresh dicts per page, as a JSON decoder would hand out.
-            yield copy.deepcopy(found[i : i + self.page_size])
+            yield page_of(found[i : i + self.page_size])
 
     def count(self, org_id: str, start_ns: int, end_ns: int) -> int:
         return len(self._matching(org_id, start_ns, end_ns))

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from di_archiver.domain.engine import ArchiveEngine
 from di_archiver.errors import StoreError
+from di_archiver.raw_events import RawEvent
 from di_archiver.timestamps import format_timestamp_ns
 from tests.unit.engine.fakes import ORG, ORG_B, FakeSource, MemoryCheckpoints, MemoryStore, event
 from tests.unit.engine.helpers import CONFIG, HOUR, MINUTE, NOW, Clock
@@ -73,9 +74,7 @@ def faulty(
     source: FakeSource, store: MemoryStore, checkpoints: MemoryCheckpoints, faults: Faults
 ) -> tuple[Any, Any, Any]:
     class Src:
-        def iter_pages(
-            self, org_id: str, start_ns: int, end_ns: int
-        ) -> Iterator[list[dict[str, Any]]]:
+        def iter_pages(self, org_id: str, start_ns: int, end_ns: int) -> Iterator[list[RawEvent]]:
             for page in source.iter_pages(org_id, start_ns, end_ns):
                 if faults.tick():
                     faults.fail()

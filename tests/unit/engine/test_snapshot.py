@@ -1,6 +1,7 @@
 """Snapshotting one bucket: range enforcement, service split, sha-skip, never losing events."""
 
 import json
+from collections.abc import Iterator
 
 import pytest
 
@@ -13,7 +14,8 @@ from di_archiver.archive_format import (
 from di_archiver.domain.engine import EngineRunError
 from di_archiver.errors import BucketTooLargeError
 from di_archiver.layout import LayoutError, day_of_ns, sealed_day_key
-from tests.unit.engine.fakes import ORG, FakeSource, event
+from di_archiver.raw_events import RawEvent
+from tests.unit.engine.fakes import ORG, FakeSource, event, page_of
 from tests.unit.engine.helpers import HOUR, at, rig
 
 
@@ -193,9 +195,11 @@ def test_an_event_without_a_usable_timestamp_stops_the_run_loudly() -> None:
     source = FakeSource()
     source.add(ORG, event("2026-05-04T09:01:00Z", "good"))
     r = rig(source)
-    r.source.iter_pages = lambda *a: iter(
-        [[event("2026-05-04T09:01:00Z", "good"), event("yesterday", "bad")]]
-    )  # type: ignore[method-assign]
+
+    def pages(*_: object) -> Iterator[list[RawEvent]]:
+        yield page_of([event("2026-05-04T09:01:00Z", "good"), event("yesterday", "bad")])
+
+    r.source.iter_pages = pages  # type: ignore[method-assign]
     # When the bucket is snapshotted: then MalformedEventError names the event, nothing written
     with pytest.raises(MalformedEventError, match="id='bad'"):
         r.engine.snapshot_bucket(ORG, at("2026-05-04T09:00"), at("2026-05-04T10:00"))

@@ -6,12 +6,12 @@ the checkpoint does not cover by then is redone by the next run.
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 import pytest
 
 from di_archiver.domain.engine import EngineRunError
 from di_archiver.errors import DITransientError
+from di_archiver.raw_events import RawEvent
 from tests.unit.engine.fakes import ORG, FakeSource, event
 from tests.unit.engine.helpers import at, rig
 
@@ -37,7 +37,7 @@ class BoundedSource(FakeSource):
     def set_deadline(self, deadline: Callable[[], float] | None) -> None:
         self.deadline = deadline
 
-    def iter_pages(self, org_id: str, start_ns: int, end_ns: int) -> Iterator[list[dict[str, Any]]]:
+    def iter_pages(self, org_id: str, start_ns: int, end_ns: int) -> Iterator[list[RawEvent]]:
         self.deadlines_seen.append(None if self.deadline is None else self.deadline())
         if self.on_fetch is not None:
             self.on_fetch(start_ns)

@@ -10,6 +10,7 @@ from typing import Any
 from di_archiver.archive_format import encode_lines, event_timestamp_ns, serialise_event, sort_key
 from di_archiver.domain.ports import StoredObject
 from di_archiver.layout import bucket_object_key, service_partition
+from di_archiver.raw_events import RawEvent, raw_event_of
 from di_archiver.timestamps import NS_PER_MS, NS_PER_SECOND, format_timestamp_ns
 
 ORG = "64a0c0ffee0000000000a001"
@@ -119,8 +120,8 @@ class FakeSource:
             if v <= self.now and start_ns <= event_timestamp_ns(e) < end_ns
         ]
 
-    def iter_pages(self, org_id: str, start_ns: int, end_ns: int) -> Iterator[list[dict[str, Any]]]:
-        yield self.visible(start_ns, end_ns)
+    def iter_pages(self, org_id: str, start_ns: int, end_ns: int) -> Iterator[list[RawEvent]]:
+        yield [raw_event_of(e) for e in self.visible(start_ns, end_ns)]
 
     def count(self, org_id: str, start_ns: int, end_ns: int) -> int:
         self.count_calls += 1

@@ -1,0 +1,207 @@
+"""DI events as the bytes DI sent them (design invariant 5): parse only what placement needs.
+
+A page body is split into its array elements without decoding them (msgspec skips over each
+element while validating it and hands back its exact bytes); of each element only ``timestamp``,
+``id`` and ``service`` are decoded. The archived line is those bytes: number spellings (``1E2``,
+``1.10``, ``-0``, ``1e400``), escapes (``\\u00e9``), key order and duplicate keys stay as DI
+wrote them. The one change: a line break between tokens (a pretty-printed body) becomes a space,
+because a JSON Lines record must be one line; JSON cannot hold a raw line break anywhere else,
+so this never touches a value.
+
+The same head parser reads stored lines (:func:`event_head`), so the sort key of an event is
+computed identically when it is fetched, merged, sealed and verified. Where a field cannot be
+decoded by msgspec (a lone surrogate escape, a number beyond a double), the standard library
+decodes that event instead, so the rules stay those of ``json.loads``: duplicate keys keep the
+last value, ``id`` is compared as ``str(value)``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, NamedTuple
+
+import msgspec
+
+from di_archiver.errors import ArchiverError
+from di_archiver.timestamps import parse_timestamp_ns
+
+
+class MalformedEventError(ArchiverError):
+    """An event has no usable ``timestamp``; it cannot be placed in a bucket."""
+
+
+class PageFormatError(ValueError):
+    """A page body is not a UTF-8 JSON array of objects (or ``null``).
+
+    ``malformed``: not even JSON (or not UTF-8), as a cut connection can leave it, so worth
+    asking again; otherwise valid JSON of the wrong shape, which asking again will not fix.
+    """
+
+    def __init__(self, message: str, *, malformed: bool) -> None:
+        super().__init__(message)
+        self.malformed = malformed
+
+
+class RawEvent(NamedTuple):
+    """One event: what placement needs, and the exact bytes to archive."""
+
+    ts_ns: int
+    event_id: str
+    service: object
+    line: bytes
+
+    @property
+    def sort_key(self) -> tuple[int, str, bytes]:
+        """The archive's order: (timestamp as integer ns, id, line)."""
+        return (self.ts_ns, self.event_id, self.line)
+
+
+class _Head(msgspec.Struct):
+    timestamp: Any = None
+    id: Any = ""
+    service: Any = None
+
+
+_PAGE = msgspec.json.Decoder(list[msgspec.Raw] | None)
+_HEAD = msgspec.json.Decoder(_Head)
+_new = tuple.__new__  # RawEvent's generated __new__ costs a Python call per event
+
+
+def _head_fields(line: bytes) -> tuple[Any, Any, Any]:
+    try:
+        head = _HEAD.decode(line)
+    except msgspec.DecodeError:
+        event = json.loads(line)
+        if not isinstance(event, dict):
+            raise MalformedEventError("an event is not a JSON object") from None
+        return event.get("timestamp"), event.get("id", ""), event.get("service")
+    return head.timestamp, head.id, head.service
+
+
+def _timestamp_ns(value: Any, event_id: Any) -> int:
+    if not isinstance(value, str):
+        raise MalformedEventError(f"event id={event_id!r} has no string timestamp")
+    try:
+        return parse_timestamp_ns(value)
+    except ValueError as exc:
+        raise MalformedEventError(f"event id={event_id!r}: {exc}") from None
+
+
+def event_head(line: bytes) -> RawEvent:
+    """Placement fields of one JSON object line (fetched or stored); ``line`` is kept as is.
+
+    Raises :class:`MalformedEventError` when the timestamp is missing or unusable, and
+    ``ValueError`` when ``line`` is not JSON.
+    """
+    timestamp, event_id, service = _head_fields(line)
+    ts = _timestamp_ns(timestamp, event_id)
+    text = event_id if isinstance(event_id, str) else str(event_id)
+    return _new(RawEvent, (ts, text, service, line))
+
+
+def parse_page(body: bytes) -> list[RawEvent]:
+    """The events of one ``/events`` answer, each with its exact bytes.
+
+    ``null`` is an empty page. Raises :class:`PageFormatError` for a body that is not a UTF-8
+    JSON array of objects, and :class:`MalformedEventError` for an event without a usable
+    timestamp (it cannot be placed, and must not vanish).
+    """
+    elements: list[msgspec.Raw] | list[bytes] | None
+    try:
+        elements = _PAGE.decode(body)
+    except msgspec.ValidationError as exc:
+        raise PageFormatError(f"not a JSON array: {exc}", malformed=False) from None
+    except msgspec.DecodeError:
+        # msgspec refuses a few things JSON allows (a lone surrogate escape such as "\ud800");
+        # the standard library decides, so such a page is archived rather than refused forever.
+        elements = _split_with_stdlib(body)
+    if elements is None:
+        return []
+    if not body.isascii():
+        # msgspec does not check the bytes of elements it skips; the archive is UTF-8.
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise PageFormatError(f"not UTF-8 at byte {exc.start}", malformed=True) from None
+    events: list[RawEvent] = []
+    append = events.append
+    decode_head = _HEAD.decode
+    for element in elements:
+        line = bytes(element)
+        if line[:1] != b"{":
+            raise PageFormatError("an element of the array is not a JSON object", malformed=False)
+        if b"\n" in line or b"\r" in line:
+            line = line.replace(b"\r", b" ").replace(b"\n", b" ")
+        try:
+            head = decode_head(line)
+            timestamp, event_id, service = head.timestamp, head.id, head.service
+        except msgspec.DecodeError:
+            timestamp, event_id, service = _head_fields(line)
+        if type(timestamp) is not str:
+            _timestamp_ns(timestamp, event_id)  # raises with the event's id
+        try:
+            ts = parse_timestamp_ns(timestamp)
+        except ValueError:
+            ts = _timestamp_ns(timestamp, event_id)
+        if type(event_id) is not str:
+            event_id = str(event_id)
+        append(_new(RawEvent, (ts, event_id, service, line)))
+    return events
+
+
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _split_with_stdlib(body: bytes) -> list[bytes] | None:
+    """The array's elements as bytes, found by the standard library's parser (slow, exact)."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PageFormatError(f"not UTF-8 at byte {exc.start}", malformed=True) from None
+    decoder = json.JSONDecoder(parse_constant=_refuse_constant)
+    skip = _WHITESPACE.match
+    elements: list[bytes] = []
+    try:
+        at = _end(skip(text, 0))
+        if text.startswith("null", at) and _end(skip(text, at + 4)) == len(text):
+            return None
+        if not text.startswith("[", at):
+            _, end = decoder.raw_decode(text, at)  # valid JSON of another shape, or malformed
+            shape = "valid JSON" if _end(skip(text, end)) == len(text) else "not valid JSON"
+            raise PageFormatError(f"not a JSON array ({shape})", malformed=shape != "valid JSON")
+        at = _end(skip(text, at + 1))
+        if text.startswith("]", at):
+            at += 1
+        else:
+            while True:
+                _, end = decoder.raw_decode(text, at)
+                elements.append(text[at:end].encode("utf-8"))
+                at = _end(skip(text, end))
+                if text.startswith(",", at):
+                    at = _end(skip(text, at + 1))
+                    continue
+                if text.startswith("]", at):
+                    at += 1
+                    break
+                raise ValueError("expected ',' or ']'")
+    except ValueError as exc:
+        raise PageFormatError(f"not valid JSON: {exc}", malformed=True) from None
+    if _end(skip(text, at)) != len(text):
+        raise PageFormatError("not valid JSON: text after the array", malformed=True)
+    return elements
+
+
+def _end(match: re.Match[str] | None) -> int:
+    assert match is not None  # the pattern matches the empty string
+    return match.end()
+
+
+def raw_event_of(event: dict[str, Any]) -> RawEvent:
+    """A :class:`RawEvent` of a parsed event, serialised compactly (simulators, tests, tools)."""
+    line = json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
+    return event_head(line)

@@ -1,0 +1,230 @@
+"""Page parsing keeps each event's bytes exactly as DI sent them (design invariant 5)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from di_archiver.raw_events import (
+    MalformedEventError,
+    PageFormatError,
+    event_head,
+    parse_page,
+)
+from di_archiver.timestamps import parse_timestamp_ns
+
+TS = "2026-05-04T09:01:02.5Z"
+TS_NS = parse_timestamp_ns(TS)
+HEAD = b'"timestamp":"' + TS.encode() + b'","service":"sso"'
+
+# Spellings a parse + re-encode changes (each was rewritten by the old json.loads/orjson path).
+ODD = [
+    b'{"id":"a","timestamp":"' + TS.encode() + b'","service":"sso","n":1E2}',
+    b'{"id":"b","timestamp":"' + TS.encode() + b'","service":"sso","n":1.10}',
+    b'{"id":"c","timestamp":"' + TS.encode() + b'","service":"sso","n":-0}',
+    b'{"id":"d","timestamp":"'
+    + TS.encode()
+    + b'","service":"sso","name":"Ren\\u00e9e \\/ \\ud83d\\ude00"}',
+    b'{"id":"e","timestamp":"' + TS.encode() + b'","service":"sso","k":1,"k":2}',
+    b'{"id":"f","timestamp":"' + TS.encode() + b'","service":"sso","n":1e400}',
+    b'{"id":"g","timestamp":"'
+    + TS.encode()
+    + b'","service":"sso","n":123456789012345678901234567890}',
+    b'{ "id" : "h" , "timestamp" : "' + TS.encode() + b'" , "service":"sso" }',
+    '{"id":"i","timestamp":"{ts}","service":"sso","name":"Zoë 東京"}'.replace("{ts}", TS).encode(),
+]
+
+
+def test_every_odd_spelling_is_kept_byte_for_byte() -> None:
+    # Given a page holding events whose spellings a re-encoder would change
+    body = b"[" + b",".join(ODD) + b"]"
+    # When parsed
+    events = parse_page(body)
+    # Then each event's line is exactly the bytes of its array element
+    assert [e.line for e in events] == ODD
+    assert [e.event_id for e in events] == list("abcdefghi")
+    assert {e.ts_ns for e in events} == {TS_NS}
+    assert {e.service for e in events} == {"sso"}
+
+
+def test_a_pretty_printed_page_gives_one_valid_json_line_per_event() -> None:
+    # Given a body with line breaks (LF and CRLF) inside and between its elements
+    body = (
+        b'[\r\n  {\r\n    "id": "a",\n    "timestamp": "' + TS.encode() + b'",\n'
+        b'    "note": "two\\nlines", "n": 1E2\n  },\n  {"id":"b","timestamp":"'
+        + TS.encode()
+        + b'"}\n]\n'
+    )
+    # When parsed
+    events = parse_page(body)
+    # Then every line is one line, decodes to the same object, and keeps its spellings
+    assert len(events) == 2
+    for event in events:
+        assert b"\n" not in event.line
+        assert b"\r" not in event.line
+    assert json.loads(events[0].line) == json.loads(body)[0]
+    assert b'"n": 1E2' in events[0].line
+    assert b'"two\\nlines"' in events[0].line
+    assert events[1].line == b'{"id":"b","timestamp":"' + TS.encode() + b'"}'
+
+
+def test_duplicate_placement_keys_resolve_like_json_loads() -> None:
+    # Given an event whose timestamp and id appear twice
+    line = (
+        b'{"id":"first","timestamp":"2020-01-01T00:00:00Z","id":"last",'
+        b'"timestamp":"' + TS.encode() + b'"}'
+    )
+    # When parsed as a page and as a stored line
+    (fetched,) = parse_page(b"[" + line + b"]")
+    stored = event_head(line)
+    # Then both read the last value (the standard library's rule), and keep the bytes
+    assert (fetched.ts_ns, fetched.event_id) == (TS_NS, "last") == (stored.ts_ns, stored.event_id)
+    assert fetched.line == line == stored.line
+
+
+@pytest.mark.parametrize(
+    ("id_json", "expected"),
+    [
+        (b'"\\ud800"', "\ud800"),  # a lone surrogate escape: msgspec refuses, stdlib reads it
+        (b"1e400", "inf"),
+        (b"12", "12"),
+        (b"null", "None"),
+    ],
+)
+def test_ids_msgspec_cannot_decode_fall_back_to_the_standard_library(
+    id_json: bytes, expected: str
+) -> None:
+    # Given an event whose id is an unusual JSON value
+    line = b'{"id":' + id_json + b',"timestamp":"' + TS.encode() + b'"}'
+    # When parsed / Then its id text is str() of what json.loads reads, as before
+    (event,) = parse_page(b"[" + line + b"]")
+    assert event.event_id == expected == str(json.loads(line)["id"])
+    assert event.line == line
+
+
+@pytest.mark.parametrize(
+    ("body", "malformed"),
+    [
+        (b'[{"id":"a","timestamp":"' + TS.encode() + b'"}', True),  # cut short
+        (b'[{"a": NaN}]', True),
+        (b'[{"a": "\xff"}]', True),  # not UTF-8
+        (b'{"not": "an array"}', False),
+        (b'[{"id":"a","timestamp":"' + TS.encode() + b'"}, 7]', False),
+        (b'["text"]', False),
+    ],
+)
+def test_bodies_that_are_not_arrays_of_objects_are_refused(body: bytes, malformed: bool) -> None:
+    # When parsed / Then the body is refused, saying whether asking again could help
+    with pytest.raises(PageFormatError) as caught:
+        parse_page(body)
+    assert caught.value.malformed is malformed
+
+
+def test_null_and_empty_bodies_are_empty_pages() -> None:
+    assert parse_page(b"null") == []
+    assert parse_page(b" [ ] ") == []
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'{"id":"x"}',
+        b'{"id":"x","timestamp":null}',
+        b'{"id":"x","timestamp":1700000000}',
+        b'{"id":"x","timestamp":"yesterday"}',
+    ],
+)
+def test_an_event_without_a_usable_timestamp_is_named(line: bytes) -> None:
+    with pytest.raises(MalformedEventError, match="id='x'"):
+        parse_page(b"[" + line + b"]")
+
+
+_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8)
+)
+_values = st.recursive(
+    _scalars,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    extra=st.dictionaries(st.text(max_size=6), _values, max_size=5),
+    event_id=st.text(max_size=10) | st.integers(),
+    nanos=st.integers(min_value=0, max_value=10**18),
+    digits=st.integers(min_value=0, max_value=9),
+    indent=st.sampled_from([None, 1, 2]),
+    ascii_only=st.booleans(),
+)
+def test_any_event_keeps_its_bytes_and_places_like_json_loads(
+    extra: dict[str, Any],
+    event_id: str | int,
+    nanos: int,
+    digits: int,
+    indent: int | None,
+    ascii_only: bool,
+) -> None:
+    # Given any JSON object with a valid timestamp, serialised compactly or pretty-printed
+    from di_archiver.timestamps import format_timestamp_ns
+
+    seconds, fraction = divmod(nanos, 10**9)
+    text = format_timestamp_ns(seconds * 10**9).removesuffix("Z")
+    if digits:
+        text += "." + f"{fraction:09d}"[:digits]
+    event = {**extra, "timestamp": text + "Z", "id": event_id}
+    element = json.dumps(event, ensure_ascii=ascii_only, indent=indent).encode()
+    # When a page of it is parsed
+    (parsed,) = parse_page(b"[" + element + b"]")
+    # Then the line is the element (line breaks as spaces), one line, equal as JSON
+    assert parsed.line == element.replace(b"\n", b" ")
+    assert json.loads(parsed.line) == json.loads(element)
+    # And placement agrees with the standard library's reading of the same bytes
+    reference = json.loads(element)
+    assert parsed.ts_ns == parse_timestamp_ns(reference["timestamp"])
+    assert parsed.event_id == str(reference["id"])
+    assert event_head(parsed.line) == parsed
+
+
+LONE = b'{"id":"\\ud800",' + HEAD + b"}"
+
+
+@pytest.mark.parametrize(
+    ("body", "malformed"),
+    [
+        (b"[" + LONE + b"] x", True),
+        (b"[" + LONE + b",]", True),
+        (b"[" + LONE, True),
+        (b'{"id":"\\ud800"}', False),
+        (b"[" + LONE + b", 7]", False),
+    ],
+)
+def test_the_standard_library_fallback_refuses_what_msgspec_refuses(
+    body: bytes, malformed: bool
+) -> None:
+    # Given bodies only the fallback path can read (a lone surrogate escape), yet broken
+    # When parsed / Then they are refused the same way, malformed or of the wrong shape
+    with pytest.raises(PageFormatError) as caught:
+        parse_page(body)
+    assert caught.value.malformed is malformed
+
+
+def test_the_standard_library_fallback_keeps_every_element_byte_for_byte() -> None:
+    # Given a page msgspec refuses (a lone surrogate) holding odd spellings as well
+    elements = [LONE, *ODD]
+    body = b" [ " + b" ,\n ".join(elements) + b" ] "
+    # When parsed / Then every element is archived as sent, in order
+    assert [e.line for e in parse_page(body)] == elements
+    assert parse_page(b" null ") == []
+    assert parse_page(b"[" + LONE + b"]")[0].event_id == "\ud800"
