@@ -208,6 +208,9 @@ def _service_account_client(server: SimulatorServer, sim: Simulator, **kwargs: A
         credentials=creds,
         page_limit=500,
         prefetch=False,
+        # These tests move the simulated clock between pages, which assumes no request is in
+        # flight while the caller holds a page.
+        request_ahead=False,
         sleep=Sleeps(),
         **kwargs,
     )

@@ -6,6 +6,11 @@ retries what is transient (429, 5xx, timeouts, cut connections, bodies that are 
 exponential back-off and full jitter, and turns what is permanent (400/401/402/403) into errors
 that say what to fix. Credentials never reach a message, ``repr`` or log line.
 
+Pages are requested one ahead: as soon as an answer's headers say the page is full, the next
+page is asked for on a short-lived thread (the cursor travels in a header, before the body)
+while this one is parsed, so requests follow each other like a bare pager's. A body found cut
+or mangled is asked for again, and the page asked ahead is kept only if it still follows.
+
 An optional *deadline* (seconds the caller still grants, e.g. the Lambda's remaining time minus
 a reserve) bounds every request: timeouts are cut to it, no back-off sleeps past it, and once
 less than ``min_attempt_seconds`` remain the call fails with :class:`DITransientError` "out of
@@ -14,6 +19,7 @@ time" instead of being killed mid-request with the rest of the run.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import random as _random
@@ -120,6 +126,54 @@ class _PageResponse:
     request_id: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class _PageAnswer:
+    """A 200 answer to ``/events`` before its body is parsed."""
+
+    answer: Answer
+    result_count: int | None
+    limit: int | None
+    cursor: str | None
+    request_id: str | None
+
+    def says_full(self, requested: int) -> bool:
+        """The headers promise a full page, so another page follows (if the body agrees)."""
+        count, limit = self.result_count, self.limit
+        if count is None or limit is None:
+            return False
+        return count >= min(limit, requested) and count > 0
+
+
+class _Ahead:
+    """One page request running on its own thread while the caller parses the previous page."""
+
+    def __init__(self, call: Callable[[], _PageAnswer]) -> None:
+        self._answer: _PageAnswer | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._run, args=(call,), name="di-client-request-ahead", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, call: Callable[[], _PageAnswer]) -> None:
+        try:
+            self._answer = call()
+        except BaseException as exc:  # handed to the caller by result()
+            self._error = exc
+
+    def result(self) -> _PageAnswer:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._answer is not None
+        return self._answer
+
+    def discard(self) -> None:
+        """Wait for the request to end (its own timeouts and deadline bound it), drop it."""
+        self._thread.join()
+        self._answer = self._error = None
+
+
 class _Retry(Exception):
     """Raised by a response handler: this attempt failed transiently."""
 
@@ -157,6 +211,7 @@ class DIClient:
         random: Callable[[], float] = _random.random,
         user_agent: str = f"di-archiver/{__version__}",
         prefetch: bool = False,
+        request_ahead: bool = True,
         token_renew_margin: float = DEFAULT_RENEW_MARGIN_SECONDS,
         deadline: Callable[[], float] | None = None,
         min_attempt_seconds: float = DEFAULT_MIN_ATTEMPT_SECONDS,
@@ -182,6 +237,7 @@ class DIClient:
         self._random = random
         self._user_agent = user_agent
         self._prefetch = prefetch
+        self._request_ahead = request_ahead
         self._deadline = deadline
         self._min_attempt_seconds = min_attempt_seconds
         # Every request of this credential, from any thread, passes the same limiter.
@@ -271,82 +327,135 @@ class DIClient:
         request = dict(body)
         requested = int(body["limit"])
         pages = 0
-        while True:
-            if pages >= self._max_pages:
-                raise DIResponseError(
-                    f"DI answered {pages} full pages for one window ({body['start_time']} to "
-                    f"{body['end_time']}) without reaching its end; stopped rather than page "
-                    "forever (a window this large needs a lower DI_ARCHIVER_BUCKET_MINUTES)",
-                    status=200,
+        ahead: _Ahead | None = None
+        try:
+            answer = self._fetch_page(request, orgs)
+            while True:
+                pages += 1
+                following: dict[str, Any] | None = None
+                if self._request_ahead and answer.says_full(requested) and pages < self._max_pages:
+                    # Headers arrive before the body and carry the cursor: ask for the next
+                    # page now and parse this one while DI answers (requests spaced like a
+                    # bare pager's, not by the parse).
+                    cursor = self._next_cursor(answer.cursor, answer.request_id, seen_cursors)
+                    following = body | {"search_after": cursor}
+                    ahead = _Ahead(functools.partial(self._fetch_page, following, orgs))
+                asked_after = answer.cursor
+                page = self._call_api(
+                    "DI /events",
+                    EVENTS_PATH,
+                    request,
+                    orgs,
+                    self._parse_page,
+                    received=answer.answer,
                 )
-            page = self._call_api("DI /events", EVENTS_PATH, request, orgs, self._parse_page)
-            pages += 1
-            self.stats.pages += 1
-            if not page.events:
-                return
-            # The documented rule, with X-Limit as the effective limit (DI may cap ours). An
-            # X-Limit above what we asked for is a broken promise: trusting it would end paging
-            # at the first full page, so the smaller of the two decides. Without X-Limit we
-            # cannot tell a last page, so we read on to an empty one.
-            limit = page.limit
-            if limit is not None and limit > requested:
-                logger.warning(
-                    "DI answered X-Limit %d to a request for %d events per page%s; reading on "
-                    "while pages hold %d",
-                    limit,
-                    requested,
-                    _rid(page.request_id),
-                    requested,
-                )
-                limit = requested
-            if limit is not None and page.result_count < limit:
-                self.stats.events += len(page.events)
-                yield page.events
-                return
-            # Memory is bounded by the pages alive at once: from here on only `events` refers
-            # to this page, and it is dropped before the next request is sent.
-            cursor = self._next_cursor(page)
-            key = json.dumps(cursor, sort_keys=True, separators=(",", ":"))
-            if key in seen_cursors:
-                raise DIResponseError(
-                    f"DI returned the cursor {key} again with a full page: paging would never "
-                    f"end{_rid(page.request_id)}",
-                    status=200,
-                    request_id=page.request_id,
-                )
-            seen_cursors.add(key)
-            events = page.events
-            del page
-            self.stats.events += len(events)
-            yield events
-            del events
-            request = body | {"search_after": cursor}
+                del answer
+                if following is not None and page.cursor != asked_after:
+                    # The page was fetched again and ends elsewhere now: what was asked ahead
+                    # may start past events of this window, so it is asked again.
+                    if ahead is not None:
+                        ahead.discard()
+                        ahead = None
+                    seen_cursors.discard(_cursor_key(following["search_after"]))
+                    following = None
+                self.stats.pages += 1
+                if not page.events:
+                    return
+                # The documented rule, with X-Limit as the effective limit (DI may cap ours).
+                # An X-Limit above what we asked for is a broken promise: trusting it would end
+                # paging at the first full page, so the smaller of the two decides. Without
+                # X-Limit we cannot tell a last page, so we read on to an empty one.
+                limit = page.limit
+                if limit is not None and limit > requested:
+                    logger.warning(
+                        "DI answered X-Limit %d to a request for %d events per page%s; reading "
+                        "on while pages hold %d",
+                        limit,
+                        requested,
+                        _rid(page.request_id),
+                        requested,
+                    )
+                    limit = requested
+                if limit is not None and page.result_count < limit:
+                    self.stats.events += len(page.events)
+                    yield page.events
+                    return
+                if pages >= self._max_pages:
+                    raise DIResponseError(
+                        f"DI answered {pages} full pages for one window ({body['start_time']} "
+                        f"to {body['end_time']}) without reaching its end; stopped rather than "
+                        "page forever (a window this large needs a lower "
+                        "DI_ARCHIVER_BUCKET_MINUTES)",
+                        status=200,
+                    )
+                if following is None:
+                    cursor = self._next_cursor(page.cursor, page.request_id, seen_cursors)
+                    following = body | {"search_after": cursor}
+                # Memory is bounded by the pages alive at once: from here on only `events`
+                # refers to this page, and it is dropped before the next page is parsed.
+                events = page.events
+                del page
+                self.stats.events += len(events)
+                yield events
+                del events
+                request = following
+                if ahead is not None:
+                    answer, ahead = ahead.result(), None
+                else:
+                    answer = self._fetch_page(request, orgs)
+        finally:
+            if ahead is not None:
+                ahead.discard()
+
+    def _fetch_page(self, request: dict[str, Any], orgs: tuple[str, ...]) -> _PageAnswer:
+        return self._call_api("DI /events", EVENTS_PATH, request, orgs, self._read_page)
 
     @staticmethod
-    def _next_cursor(page: _PageResponse) -> list[Any]:
-        if page.cursor is None:
+    def _next_cursor(text: str | None, request_id: str | None, seen: set[str]) -> list[Any]:
+        if text is None:
             raise DIResponseError(
-                "a full DI page came without X-Search_after; cannot read on"
-                f"{_rid(page.request_id)}",
+                f"a full DI page came without X-Search_after; cannot read on{_rid(request_id)}",
                 status=200,
-                request_id=page.request_id,
+                request_id=request_id,
             )
         try:
-            cursor = json.loads(page.cursor)
+            cursor = json.loads(text)
         except ValueError:
             cursor = None
         if not isinstance(cursor, list) or not cursor:
             raise DIResponseError(
-                f"X-Search_after is not a JSON array: {page.cursor[:100]!r}{_rid(page.request_id)}",
+                f"X-Search_after is not a JSON array: {text[:100]!r}{_rid(request_id)}",
                 status=200,
-                request_id=page.request_id,
+                request_id=request_id,
             )
+        key = _cursor_key(cursor)
+        if key in seen:
+            raise DIResponseError(
+                f"DI returned the cursor {key} again with a full page: paging would never "
+                f"end{_rid(request_id)}",
+                status=200,
+                request_id=request_id,
+            )
+        seen.add(key)
         return cursor
 
+    def _read_page(self, response: Answer) -> _PageAnswer:
+        """A 200 answer's body and paging headers, not parsed yet."""
+        return _PageAnswer(
+            answer=response,
+            result_count=_int_header(response, "x-result-count"),
+            limit=_int_header(response, "x-limit"),
+            cursor=response.headers.get("x-search_after"),
+            request_id=response.request_id,
+        )
+
     def _parse_page(self, response: Answer) -> _PageResponse:
-        request_id = response.request_id
+        return self._decode_page(self._read_page(response))
+
+    def _decode_page(self, answer: _PageAnswer) -> _PageResponse:
+        request_id = answer.request_id
         try:
-            events = parse_page(response.body)
+            events = parse_page(answer.answer.body)
         except PageFormatError as exc:
             if exc.malformed:
                 # A cut connection can still look like a complete 200; try again first.
@@ -358,8 +467,8 @@ class DIClient:
                 status=200,
                 request_id=request_id,
             ) from None
-        _refuse_ambiguous_placement(response.body, len(events), request_id)
-        result_count = _int_header(response, "x-result-count")
+        _refuse_ambiguous_placement(answer.answer.body, len(events), request_id)
+        result_count = answer.result_count
         if result_count is not None and result_count != len(events):
             # Headers arrive before the body: a mismatch means the body was cut or mangled.
             self.stats.truncated += 1
@@ -370,8 +479,8 @@ class DIClient:
         return _PageResponse(
             events=events,
             result_count=len(events) if result_count is None else result_count,
-            limit=_int_header(response, "x-limit"),
-            cursor=response.headers.get("x-search_after"),
+            limit=answer.limit,
+            cursor=answer.cursor,
             request_id=request_id,
         )
 
@@ -404,7 +513,14 @@ class DIClient:
         body: dict[str, Any],
         orgs: tuple[str, ...],
         parse: Callable[[Answer], _T],
+        *,
+        received: Answer | None = None,
     ) -> _T:
+        """``parse`` DI's answer to ``body``, retrying what is transient.
+
+        ``received``: an answer to this request already in hand, judged as the first attempt
+        (a damaged body then costs an attempt and a back-off like any other).
+        """
         url = self._base_url + path
         renewed = False
         sent_token: list[str | None] = [None]
@@ -430,7 +546,7 @@ class DIClient:
                 raise _Retry("HTTP 401 with a cached token; renewing it", immediate=True)
             raise self._status_error(what, response, orgs)
 
-        return self._with_retries(what, send, handle)
+        return self._with_retries(what, send, handle, received=received)
 
     def _headers(
         self, orgs: tuple[str, ...], sent_token: list[str | None]
@@ -468,6 +584,8 @@ class DIClient:
         what: str,
         send: Callable[[httpx.Timeout], httpx.Response],
         handle: Callable[[Answer], _T],
+        *,
+        received: Answer | None = None,
     ) -> _T:
         attempts = 0
         last_reason = "no attempt made"
@@ -491,7 +609,9 @@ class DIClient:
                 raise out_of_time(remaining) from cause
             attempts += 1
             retry_after: float | None = None
-            limiter = self._limiter
+            # An answer already in hand was sent (and metered) once: judge it, send nothing.
+            in_hand, received = received, None
+            limiter = self._limiter if in_hand is None else None
             if limiter is not None:
                 max_wait = None if remaining is None else remaining - self._min_attempt_seconds
                 if not limiter.acquire(max_wait):
@@ -504,10 +624,12 @@ class DIClient:
                 else min(remaining, self._request_timeout)
             )
             timeout = self._attempt_timeout(budget)
-            self.stats.requests += 1
+            self.stats.requests += in_hand is None
             try:
                 try:
-                    response = self._exchange(send, timeout, budget)
+                    response = (
+                        in_hand if in_hand is not None else self._exchange(send, timeout, budget)
+                    )
                 finally:
                     if limiter is not None:
                         limiter.release()
@@ -793,6 +915,10 @@ def _int_header(response: Answer, name: str) -> int | None:
             request_id=request_id,
         )
     return value
+
+
+def _cursor_key(cursor: list[Any]) -> str:
+    return json.dumps(cursor, sort_keys=True, separators=(",", ":"))
 
 
 def _rid(request_id: str | None) -> str:
