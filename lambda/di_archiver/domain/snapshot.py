@@ -1,7 +1,16 @@
 """Snapshot one time bucket: fetch it, split it by service, write one object per service.
 
-Two halves so the engine can pipeline them: :func:`collect_bucket` (network and JSON, holds the
-GIL) and :func:`write_bucket` (sort, hash, gzip and store; zlib and hashlib release the GIL).
+Each service's object is encoded while the pages arrive: DI returns events ordered by
+millisecond, so the events of the current millisecond wait in a small reorder buffer and are
+then hashed and gzipped (SHA-256 and deflate run as the lines come) into a spool that stays in
+memory up to a few hundred KB and then spills to a temporary file. Memory is therefore a few MB
+per bucket in flight, whatever the events per hour. Should DI ever return a millisecond out of
+order, that service's lines are read back and sorted in memory instead (bounded by
+``max_bucket_bytes``), so the object is the same either way.
+
+The engine pipelines the two halves: :func:`add_page` (parse, filter, encode) while the pages of
+a bucket arrive, and :func:`write_bucket` (compare, merge, upload) on a writer thread while the
+next bucket is fetched.
 
 Rules that protect the archive:
 
@@ -18,20 +27,27 @@ Rules that protect the archive:
   DI); a stored line whose (timestamp, id) the fetch holds in another version is replaced by
   DI's current answer (a *revision*, counted and reported, never silent) so one event never
   appears twice; when no bucket object exists but the day was already sealed, the sealed lines
-  of the bucket's range are merged the same way;
+  of the bucket's range are merged the same way. Both sides are sorted, so this is a streaming
+  merge-join, never a set of the bucket's lines;
 * a PUT is skipped when the stored object already holds every fetched line (and the store
   vouches that its metadata describes that content).
 """
 
 from __future__ import annotations
 
-import gzip
-import io
+import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import IO
 
-from di_archiver.archive_format import META_SHA256, encode_lines, keyed_line
-from di_archiver.domain.ports import ArchiveStore, EventSource
+from di_archiver.archive_format import (
+    META_SHA256,
+    LineReader,
+    StreamedObject,
+    StreamEncoder,
+    keyed_line,
+)
+from di_archiver.domain.ports import ArchiveStore, EventSource, open_object, put_fileobj
 from di_archiver.errors import ArchiverError, BucketTooLargeError, DIResponseError
 from di_archiver.layout import (
     NS_PER_DAY,
@@ -48,24 +64,119 @@ from di_archiver.timestamps import NS_PER_MS, format_timestamp_ns
 SortKey = tuple[int, str, bytes]
 KeyedLine = tuple[SortKey, bytes]
 _KNOWN = frozenset(KNOWN_SERVICES)
+# A service's gzip output stays in memory up to this size, then spills to a temporary file; an
+# hourly object at 1M events/day is ~3 MB of gzip, most services far less.
+SPOOL_MEMORY_BYTES = 512 * 1024
+
+
+class ServiceStream:
+    """One service's object of one bucket, encoded as its events arrive."""
+
+    __slots__ = ("_encoder", "_spool", "_tie_ms", "_ties", "_unsorted", "result")
+
+    def __init__(self) -> None:
+        self._spool: IO[bytes] | None = tempfile.SpooledTemporaryFile(  # noqa: SIM115
+            max_size=SPOOL_MEMORY_BYTES
+        )
+        self._encoder: StreamEncoder | None = StreamEncoder(self._spool)
+        self._tie_ms = -1
+        self._ties: list[KeyedLine] = []
+        self._unsorted: list[KeyedLine] | None = None
+        self.result: StreamedObject | None = None
+
+    def add(self, ts_ns: int, event_id: str, line: bytes) -> None:
+        pair = ((ts_ns, event_id, line), line)
+        ms = ts_ns // NS_PER_MS
+        if ms == self._tie_ms or self._unsorted is not None:
+            (self._unsorted if self._unsorted is not None else self._ties).append(pair)
+        elif ms > self._tie_ms:
+            self._flush_ties()
+            self._tie_ms = ms
+            self._ties.append(pair)
+        else:
+            self._read_back()
+            assert self._unsorted is not None
+            self._unsorted.append(pair)
+
+    def _flush_ties(self) -> None:
+        ties = self._ties
+        if ties:
+            assert self._encoder is not None
+            if len(ties) > 1:
+                ties.sort(key=_first)
+            self._encoder.extend(ties)
+            ties.clear()
+
+    def _read_back(self) -> None:
+        """DI broke its own order: hold this service's lines in memory and sort them at the end."""
+        assert self._encoder is not None
+        assert self._spool is not None
+        self._encoder.finish()
+        self._spool.seek(0)
+        self._unsorted = [keyed_line(line) for line in LineReader(self._spool)]
+        self._unsorted.extend(self._ties)
+        self._ties = []
+        self._spool.close()
+        self._spool, self._encoder = None, None
+
+    def finish(self) -> StreamedObject:
+        """Encode what is left; the spool then holds the whole gzip object."""
+        if self.result is not None:
+            return self.result
+        if self._unsorted is not None:
+            self._unsorted.sort(key=_first)
+            self._spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES)  # noqa: SIM115
+            self._encoder = StreamEncoder(self._spool)
+            self._encoder.extend(self._unsorted)
+            self._unsorted = None
+        else:
+            self._flush_ties()
+        assert self._encoder is not None
+        self.result = self._encoder.finish()
+        self._encoder = None
+        return self.result
+
+    def open(self) -> IO[bytes]:
+        """The finished gzip object, positioned at its start."""
+        assert self._spool is not None
+        assert self.result is not None
+        self._spool.seek(0)
+        return self._spool
+
+    def close(self) -> None:
+        if self._spool is not None:
+            self._spool.close()
+            self._spool = None
+        self._unsorted = None
+        self._ties = []
+
+
+def _first(pair: KeyedLine) -> SortKey:
+    return pair[0]
 
 
 @dataclass(slots=True)
 class CollectedBucket:
-    """The in-range events of one bucket, serialised and split by service partition."""
+    """The in-range events of one bucket, encoded per service partition as they arrive."""
 
     org_id: str
     start_ns: int
     end_ns: int
     fetch_end_ns: int
     closed: bool
-    by_service: dict[str, list[KeyedLine]] = field(default_factory=dict)
+    by_service: dict[str, ServiceStream] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
     events: int = 0
-    bytes: int = 0  # serialised line bytes held, bounded by max_bucket_bytes
+    bytes: int = 0  # line bytes of the bucket's in-range events, bounded by max_bucket_bytes
 
     @property
     def unknown_services(self) -> dict[str, int]:
-        return {s: len(v) for s, v in self.by_service.items() if s not in _KNOWN}
+        return {s: n for s, n in self.counts.items() if s not in _KNOWN}
+
+    def close(self) -> None:
+        """Release every spool (after the write, or when the bucket is abandoned)."""
+        for stream in self.by_service.values():
+            stream.close()
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +222,7 @@ def add_page(collected: CollectedBucket, page: Sequence[RawEvent], *, max_events
     fetch_end_ns = collected.fetch_end_ns
     edge_lo, edge_hi = edge_tolerance(start_ns, fetch_end_ns)
     by_service = collected.by_service
+    counts = collected.counts
     count = collected.events
     size = collected.bytes
     # This loop runs once per archived event: service names repeat, so their partition (a
@@ -132,10 +244,12 @@ def add_page(collected: CollectedBucket, page: Sequence[RawEvent], *, max_events
         partition = partitions.get(hashable)
         if partition is None:
             partition = partitions[hashable] = service_partition(service)
-        lines = by_service.get(partition)
-        if lines is None:
-            lines = by_service[partition] = []
-        lines.append(((ts, event_id, line), line))
+        stream = by_service.get(partition)
+        if stream is None:
+            stream = by_service[partition] = ServiceStream()
+            counts[partition] = 0
+        stream.add(ts, event_id, line)
+        counts[partition] += 1
     collected.events = count
     collected.bytes = size
 
@@ -154,14 +268,13 @@ def malformed_in_bucket(
 
 
 def check_bucket_bytes(collected: CollectedBucket, max_bytes: int) -> None:
-    """Refuse to hold more than ``max_bytes`` of serialised lines of one bucket in memory."""
+    """Refuse a bucket whose events' lines exceed ``max_bytes``."""
     if collected.bytes > max_bytes:
         raise BucketTooLargeError(
             f"bucket {_range_text(collected.start_ns, collected.end_ns)} of org "
             f"{collected.org_id} holds more than {max_bytes} bytes of events "
-            f"({collected.events} events so far), more than this run may hold in memory; set "
-            "DI_ARCHIVER_BUCKET_MINUTES lower (or raise DI_ARCHIVER_MAX_BUCKET_BYTES together "
-            "with the function's memory)"
+            f"({collected.events} events so far); set DI_ARCHIVER_BUCKET_MINUTES lower (or "
+            "raise DI_ARCHIVER_MAX_BUCKET_BYTES)"
         )
 
 
@@ -192,62 +305,75 @@ def collect_bucket(
             if max_bytes is not None:
                 check_bucket_bytes(collected, max_bytes)
     except MalformedEventError as exc:
+        collected.close()
         raise malformed_in_bucket(exc, org_id, start_ns, end_ns) from exc.__cause__
+    except BaseException:
+        collected.close()
+        raise
     finally:
         close_pages(pages)
     return collected
 
 
-def _iter_stored_lines(body: bytes) -> Iterator[bytes]:
-    """Lines of a stored object, decompressed as a stream so a sealed day never sits whole."""
-    try:
-        with gzip.GzipFile(fileobj=io.BytesIO(body)) as stream:
-            for raw in stream:
-                line = raw.rstrip(b"\n")
-                if line:
-                    yield line
-    except (OSError, EOFError) as exc:
-        raise ArchiverError(f"stored archive object is not valid gzip: {exc}") from exc
+def _stored_keyed(stream: IO[bytes], start_ns: int, end_ns: int) -> Iterator[KeyedLine]:
+    """In-range lines of a stored object in order; refuses an object that is not sorted."""
+    previous: SortKey | None = None
+    for line in LineReader(stream):
+        try:
+            key, _ = keyed_line(line)
+        except MalformedEventError:
+            raise
+        except ValueError as exc:
+            raise ArchiverError(f"stored archive line is not JSON: {exc}") from exc
+        if previous is not None and key < previous:
+            raise ArchiverError(
+                "a stored archive object is not sorted by (timestamp, id); run "
+                "`di-archiver verify` and restore it before this bucket is rewritten"
+            )
+        previous = key
+        if key[0] >= end_ns:
+            return
+        if key[0] >= start_ns:
+            yield key, line
 
 
-def _keyed(line: bytes) -> KeyedLine:
-    try:
-        return keyed_line(line)
-    except MalformedEventError:
-        raise
-    except ValueError as exc:
-        raise ArchiverError(f"stored archive line is not JSON: {exc}") from exc
+@dataclass(slots=True)
+class _Merged:
+    already: int = 0  # fetched lines the stored object holds byte for byte
+    revised: int = 0  # stored lines replaced by another version of their (timestamp, id)
+    kept: int = 0  # stored lines whose (timestamp, id) the fetch lacks
 
 
-def _merge_stored(
-    body: bytes,
-    fetched_lines: set[bytes],
-    fetched_events: set[tuple[int, str]],
-    *,
-    start_ns: int,
-    end_ns: int,
-) -> tuple[list[KeyedLine], int, int]:
-    """Merge a stored object into a fetch: ``(kept, already, revised)``.
-
-    ``kept``: in-range stored lines whose (timestamp, id) the fetch lacks (kept forever);
-    ``already``: fetched lines stored byte for byte; ``revised``: stored lines replaced because
-    the fetch holds another version of their (timestamp, id) (DI's current answer wins).
-    """
-    kept: list[KeyedLine] = []
-    seen: set[bytes] = set()
-    revised = 0
-    for line in _iter_stored_lines(body):
-        if line in fetched_lines:
-            seen.add(line)
-            continue
-        keyed = _keyed(line)
-        if not start_ns <= keyed[0][0] < end_ns:
-            continue
-        if keyed[0][:2] in fetched_events:
-            revised += 1
+def _merge(
+    fetched: IO[bytes], stored: IO[bytes], encoder: StreamEncoder, *, start_ns: int, end_ns: int
+) -> _Merged:
+    """Encode the fetched lines plus the stored lines the fetch lacks, both sorted, as one
+    merge-join on (timestamp, id); count what the stored object already held."""
+    merged = _Merged()
+    mine = (keyed_line(line) for line in LineReader(fetched))
+    theirs = _stored_keyed(stored, start_ns, end_ns)
+    a = next(mine, None)
+    b = next(theirs, None)
+    while a is not None or b is not None:
+        event = min(x[0][:2] for x in (a, b) if x is not None)
+        group_a: list[KeyedLine] = []
+        while a is not None and a[0][:2] == event:
+            group_a.append(a)
+            a = next(mine, None)
+        group_b: list[KeyedLine] = []
+        while b is not None and b[0][:2] == event:
+            group_b.append(b)
+            b = next(theirs, None)
+        if group_a:
+            lines = {line for _, line in group_a}
+            held = {line for _, line in group_b}
+            merged.already += len(lines & held)
+            merged.revised += len(held - lines)
+            encoder.extend(group_a)
         else:
-            kept.append(keyed)
-    return kept, len(seen), revised
+            merged.kept += len(group_b)
+            encoder.extend(group_b)
+    return merged
 
 
 def write_bucket(
@@ -263,45 +389,70 @@ def write_bucket(
     ``consult_sealed_day``: the bucket's day may already be sealed, so when a bucket object is
     absent the sealed day object (if any) is read for this bucket's range.
     """
+    try:
+        return _write_bucket(
+            store,
+            collected,
+            prefix=prefix,
+            fetched_at_ns=fetched_at_ns,
+            consult_sealed_day=consult_sealed_day,
+        )
+    finally:
+        collected.close()
+
+
+def _write_bucket(
+    store: ArchiveStore,
+    collected: CollectedBucket,
+    *,
+    prefix: str,
+    fetched_at_ns: int,
+    consult_sealed_day: bool,
+) -> WriteOutcome:
     written = unchanged = size = events = collisions = revised = 0
     org, start, end = collected.org_id, collected.start_ns, collected.end_ns
     for service in sorted(collected.by_service):
-        pairs = collected.by_service[service]
+        stream = collected.by_service[service]
         key = bucket_object_key(prefix, org, service, start, end)
-        encoded = encode_lines(pairs)
+        encoded = stream.finish()
         events += encoded.count
         head = store.head(key)
         if head is not None and head.metadata.get(META_SHA256) == encoded.sha256:
             unchanged += 1
             continue
-        stored: bytes | None = None
+        stored: IO[bytes] | None = None
         if head is not None:
-            stored = store.get(key)
+            stored = open_object(store, key)
         elif consult_sealed_day:
-            stored = store.get(sealed_day_key(prefix, org, service, day_of_ns(start)))
-        replaced = 0
+            stored = open_object(store, sealed_day_key(prefix, org, service, day_of_ns(start)))
+        body, result, replaced, merged_body = stream.open(), encoded, 0, False
         if stored is not None:
-            fetched_lines = {line for _, line in pairs}
-            kept, already, replaced = _merge_stored(
-                stored,
-                fetched_lines,
-                {k[:2] for k, _ in pairs},
-                start_ns=start,
-                end_ns=end,
-            )
-            # An object whose store cannot vouch for its metadata (a write torn between content
-            # and metadata) is rewritten even when its content already holds the fetch, so
-            # metadata and content agree again.
-            vouched = head is None or META_SHA256 in head.metadata
-            if already == len(fetched_lines) and not replaced and vouched:
-                unchanged += 1
-                continue
-            if kept:
-                encoded = encode_lines([*pairs, *kept])
-        store.put(key, encoded.body, encoded.metadata(fetched_at_ns=fetched_at_ns))
+            spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES)  # noqa: SIM115
+            try:
+                with stored:
+                    encoder = StreamEncoder(spool)
+                    merged = _merge(body, stored, encoder, start_ns=start, end_ns=end)
+                # An object whose store cannot vouch for its metadata (a write torn between
+                # content and metadata) is rewritten even when its content already holds the
+                # fetch, so metadata and content agree again.
+                vouched = head is None or META_SHA256 in head.metadata
+                if merged.already == encoded.count and not merged.revised and vouched:
+                    spool.close()
+                    unchanged += 1
+                    continue
+                body, result, replaced, merged_body = spool, encoder.finish(), merged.revised, True
+                body.seek(0)
+            except BaseException:
+                spool.close()
+                raise
+        try:
+            put_fileobj(store, key, body, result.size, result.metadata(fetched_at_ns=fetched_at_ns))
+        finally:
+            if merged_body:
+                body.close()
         written += 1
-        size += len(encoded.body)
-        collisions += encoded.collisions
+        size += result.size
+        collisions += result.collisions
         revised += replaced
     return WriteOutcome(written, unchanged, size, events, collisions, revised)
 
