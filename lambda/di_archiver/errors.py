@@ -50,6 +50,10 @@ class StoreError(ArchiverError):
     """The archive store failed to read or write an object."""
 
 
+class QueueError(ArchiverError):
+    """The org work queue (SQS fan-out) could not take a message."""
+
+
 class CheckpointError(ArchiverError):
     """A stored checkpoint is unreadable, invalid, or would move backwards."""
 

@@ -7,17 +7,18 @@ retried, lands in the DLQ, and the Errors alarm fires.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from di_archiver import application as app
 from di_archiver import telemetry
-from di_archiver.errors import IntegrityError
+from di_archiver.errors import IntegrityError, SettingsError
 from di_archiver.invocation import Invocation, parse_invocation
 from di_archiver.observability import Mode
 from di_archiver.settings import ArchiverSettings
-from di_archiver.wiring import build_runtime
+from di_archiver.wiring import build_org_queue, build_runtime
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -35,6 +36,16 @@ def _default_runtime(
 runtime_factory = _default_runtime
 
 
+def _default_queue(settings: ArchiverSettings) -> app.OrgQueue | None:
+    return build_org_queue(settings)
+
+
+# Tests replace this to inject a queue (moto or a list).
+queue_factory = _default_queue
+# The dispatch slot's clock (tests pin it so two dispatches share a slot).
+clock: Callable[[], int] = time.time_ns
+
+
 @cache
 def get_settings() -> ArchiverSettings:
     """Settings from the environment, read once per container."""
@@ -49,6 +60,11 @@ def run_use_case(
     call: Invocation, settings: ArchiverSettings, runtime: app.Runtime, remaining: Remaining
 ) -> dict[str, Any]:
     """Call the one use case the invocation names, emit its report, return its summary."""
+    if call.mode is Mode.ARCHIVE and call.org_id is not None:
+        queue = queue_factory(settings)
+        return app.archive_org(
+            settings, runtime, call.org_id, queue=queue, remaining_seconds=remaining
+        ).summary()
     if call.mode is Mode.ARCHIVE:
         return app.archive(settings, runtime, remaining_seconds=remaining).summary()
     if call.mode is Mode.RESNAPSHOT:
@@ -82,6 +98,9 @@ def handle(event: Any, context: LambdaContext) -> dict[str, Any]:
         settings = get_settings()
         invocation = parse_invocation(event)
         freshness = invocation.reports_freshness
+        if invocation.mode is Mode.DISPATCH:
+            # Needs neither the credential nor the archive: only the queue.
+            return _dispatch(settings)
         runtime = runtime_factory(settings, observer)
         remaining = lambda: context.get_remaining_time_in_millis() / 1000.0  # noqa: E731
         summary = run_use_case(invocation, settings, runtime, remaining)
@@ -94,6 +113,18 @@ def handle(event: Any, context: LambdaContext) -> dict[str, Any]:
             runtime.close()
     observer.succeeded(summary, api_retries=runtime.api_stats()[0], freshness=freshness)
     return summary
+
+
+def _dispatch(settings: ArchiverSettings) -> dict[str, Any]:
+    queue = queue_factory(settings)
+    if queue is None:
+        raise SettingsError(
+            "dispatch needs the fan-out work queue: set DI_ARCHIVER_ORG_QUEUE_URL (the stack "
+            "does when fanOut is configured)"
+        )
+    report = app.dispatch(settings, queue, now_ns=clock())
+    telemetry.emit_dispatch(report)
+    return report.summary()
 
 
 # AWS Lambda entry point (``di_archiver.handler.lambda_handler``).

@@ -4,10 +4,14 @@
 {"mode": "resnapshot", "start": "<RFC 3339>", "end": "<RFC 3339>", "org_id": "<optional>"}
 {"mode": "maintain"}
 {"mode": "verify", "days": 35}   (days optional: everything)
+{"mode": "dispatch"}             (fan-out: enqueue one archive message per org)
+{"mode": "archive", "org_id": "<id>"}   (one org; how fan-out workers receive their SQS message)
+An SQS event ({"Records": [<one record>]}) carries one such archive message in its body.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -25,7 +29,9 @@ class Invocation(BaseModel):
     mode: Mode = Mode.ARCHIVE
     start: str | None = Field(default=None, description="Resnapshot window start (RFC 3339).")
     end: str | None = Field(default=None, description="Resnapshot window end (RFC 3339).")
-    org_id: str | None = Field(default=None, description="Resnapshot one org (default: all).")
+    org_id: str | None = Field(
+        default=None, description="Archive or resnapshot one org (default: all)."
+    )
     days: int | None = Field(
         default=None,
         ge=1,
@@ -68,6 +74,8 @@ def parse_invocation(event: Any) -> Invocation:
         event = {}
     if event.get("source") == "aws.events" and "mode" not in event:
         event = {}  # a scheduled rule with the default input: archive
+    if "Records" in event:
+        event = _queued_message(event["Records"])
     try:
         return Invocation.model_validate(event)
     except ValidationError as exc:
@@ -76,3 +84,22 @@ def parse_invocation(event: Any) -> Invocation:
             for e in exc.errors(include_url=False, include_input=False)
         )
         raise SettingsError(f"invalid invocation event: {problems}") from None
+
+
+def _queued_message(records: Any) -> dict[str, Any]:
+    """The one fan-out message of an SQS event (the event source delivers batches of one)."""
+    if not isinstance(records, list) or len(records) != 1:
+        raise SettingsError(
+            "an SQS event must carry exactly one record: set the event source's batch size to 1"
+        )
+    record = records[0]
+    body = record.get("body") if isinstance(record, dict) else None
+    try:
+        message = json.loads(body) if isinstance(body, str) else None
+    except ValueError:
+        message = None
+    if not isinstance(message, dict) or message.get("mode") != Mode.ARCHIVE.value:
+        raise SettingsError('a queued message must be {"mode": "archive", "org_id": "<id>"}')
+    if not isinstance(message.get("org_id"), str):
+        raise SettingsError("a queued archive message needs its org_id")
+    return message

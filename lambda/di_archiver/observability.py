@@ -23,6 +23,7 @@ class Metric(StrEnum):
     DAYS_REPAIRED = "DaysRepaired"
     MAINTENANCE_FAILED = "MaintenanceFailed"
     VERIFY_FINDINGS = "VerifyFindings"
+    ORGS_DISPATCHED = "OrgsDispatched"
 
 
 class Mode(StrEnum):
@@ -32,3 +33,4 @@ class Mode(StrEnum):
     RESNAPSHOT = "resnapshot"  # manual: {"mode": "resnapshot", "start": ..., "end": ..., "org_id"?}
     MAINTAIN = "maintain"  # scheduled daily: seal closed days, then reconcile retention window
     VERIFY = "verify"  # manual or scheduled: verify hashes, counts and the manifest chain
+    DISPATCH = "dispatch"  # scheduled (fan-out): enqueue one archive message per org

@@ -153,6 +153,13 @@ class ArchiverSettings(BaseModel):
             "latency buckets in flight."
         ),
     )
+    org_queue_url: str | None = Field(
+        default=None,
+        description=(
+            "SQS FIFO queue of per-org work (fan-out): a dispatch run enqueues one message per "
+            "org there, and an org that ran out of time re-enqueues itself."
+        ),
+    )
     time_budget_reserve_seconds: int = Field(
         default=60,
         ge=0,

@@ -196,6 +196,15 @@ def emit_verify(report: Any) -> None:
         logger.warning("verify finding", extra={"kind": finding.kind, "key": finding.key})
 
 
+def emit_dispatch(report: Any) -> None:
+    """The OrgsDispatched metric of a fan-out dispatch run."""
+    from aws_lambda_powertools.metrics import MetricUnit  # noqa: PLC0415
+
+    logger, metrics, _ = powertools()
+    metrics.add_metric(name=Metric.ORGS_DISPATCHED, unit=MetricUnit.Count, value=len(report.orgs))
+    logger.info("dispatched one archive message per org", extra={"orgs": len(report.orgs)})
+
+
 def log_failure(exc: BaseException, logger: Logger) -> None:
     """Log why a run failed: our errors without a traceback, surprises with theirs."""
     if not isinstance(exc, ArchiverError):

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from mypy_boto3_ssm import SSMClient
 
     from di_archiver.adapters.di_auth import Credentials
+    from di_archiver.application.fanout import OrgQueue
     from di_archiver.domain.engine import ArchiveEngine, RunObserver
     from di_archiver.domain.ports import ArchiveStore, CheckpointStore, EventSource
 
@@ -211,3 +212,14 @@ __all__ = [
     "object_lock_retention",
     "store_for_location",
 ]
+
+
+def build_org_queue(
+    settings: ArchiverSettings, *, sqs_client: Any = None, endpoint_url: str | None = None
+) -> OrgQueue | None:
+    """The fan-out work queue the settings name, or ``None`` for a single-function deployment."""
+    if settings.org_queue_url is None:
+        return None
+    from di_archiver.adapters.sqs_queue import SqsOrgQueue  # noqa: PLC0415
+
+    return SqsOrgQueue(settings.org_queue_url, sqs_client=sqs_client, endpoint_url=endpoint_url)

@@ -7,6 +7,13 @@ domain below it), never into ``handler.py`` or ``commands/``.
 """
 
 from di_archiver.application.archive import ArchiveReport, archive, planned_buckets, resnapshot
+from di_archiver.application.fanout import (
+    DispatchReport,
+    OrgMessage,
+    OrgQueue,
+    archive_org,
+    dispatch,
+)
 from di_archiver.application.maintain import (
     check_object_lock,
     maintain,
@@ -20,13 +27,18 @@ from di_archiver.domain.engine import EngineRunError
 
 __all__ = [
     "ArchiveReport",
+    "DispatchReport",
     "EngineRunError",
     "MaintenancePorts",
     "NoSource",
+    "OrgMessage",
+    "OrgQueue",
     "Runtime",
     "archive",
+    "archive_org",
     "check_object_lock",
     "count_objects",
+    "dispatch",
     "maintain",
     "maintenance_summary",
     "object_lock_retention",
