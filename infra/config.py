@@ -100,6 +100,24 @@ class ObjectLock(BaseModel):
     days: int = Field(ge=1, le=36_500, description="Retention from sealing, in days.")
 
 
+class FanOutConfig(BaseModel):
+    """``fanOut``: archive each org in its own invocation from an SQS FIFO work queue."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        alias_generator=AliasGenerator(validation_alias=to_camel),
+        populate_by_name=True,
+    )
+
+    max_concurrency: int = Field(
+        default=5,
+        ge=2,
+        le=100,
+        description="Worker invocations at once (the event source's MaximumConcurrency).",
+    )
+
+
 class DeploymentConfig(BaseModel):
     """Everything ``cdk deploy`` needs to know; field aliases are the CDK context keys."""
 
@@ -169,6 +187,18 @@ class DeploymentConfig(BaseModel):
     )
     log_retention_days: int = Field(default=90, description="Lambda log retention.")
     memory_size: int = Field(default=512, ge=256, le=10_240, description="Lambda memory (MB).")
+    rate_limit_per_second: float = Field(
+        default=10.0,
+        gt=0,
+        le=1000,
+        description="DI requests/s the key may take, all runs together.",
+    )
+    concurrency: int = Field(
+        default=4, ge=1, le=64, description="Time buckets one run archives at once."
+    )
+    fan_out: FanOutConfig | None = Field(
+        default=None, description="Per-org workers on an SQS FIFO queue (MSPs), or null."
+    )
     athena_bytes_scanned_cutoff: int = Field(
         default=10 * 1024**3, ge=10 * 1024**2, description="Athena per-query scan limit (bytes)."
     )
@@ -338,6 +368,13 @@ class DeploymentConfig(BaseModel):
         )
 
     @property
+    def worker_rate_per_second(self) -> float:
+        """Each fan-out worker's share of the key's rate, so all of them together keep it."""
+        if self.fan_out is None:
+            return self.rate_limit_per_second
+        return self.rate_limit_per_second / self.fan_out.max_concurrency
+
+    @property
     def freshness_threshold_seconds(self) -> int:
         """The freshness alarm threshold: configured, or two extra schedule periods of slack."""
         if self.freshness_alarm_seconds is not None:
@@ -361,6 +398,8 @@ class DeploymentConfig(BaseModel):
             "region": self.region,
             "auth_kind": self.auth_kind,
             "secret_id": secret_id,
+            "rate_limit_per_second": self.rate_limit_per_second,
+            "concurrency": self.concurrency,
         }
         if kms_key_id is not None:
             values["kms_key_id"] = kms_key_id

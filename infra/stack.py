@@ -13,10 +13,12 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from cdk_nag import AwsSolutionsChecks
 from constructs import Construct
 
+from di_archiver.observability import Mode
 from di_archiver.settings import settings_env_names
 from infra.config import LOG_RETENTION_DAYS, NOT_QUERYABLE, DeploymentConfig
 from infra.constructs.archive_bucket import ArchiveBucket
 from infra.constructs.archiver_function import ArchiverFunction
+from infra.constructs.fanout import FanOut
 from infra.constructs.monitoring import Monitoring
 from infra.constructs.query import QueryConstruct
 
@@ -104,6 +106,7 @@ class ArchiverStack(Stack):
             verify_schedule=config.verify_schedule,
             verify_days=config.verify_days,
             code=code,
+            archive_mode=Mode.DISPATCH if config.fan_out is not None else Mode.ARCHIVE,
         )
         self._grant_archiver()
 
@@ -117,6 +120,26 @@ class ArchiverStack(Stack):
             freshness_threshold_seconds=config.freshness_threshold_seconds,
             alarm_email=config.alarm_email,
         )
+
+        self.fan_out: FanOut | None = None
+        if config.fan_out is not None:
+            self.fan_out = FanOut(
+                self,
+                "FanOut",
+                code=self.archiver.code,
+                role=self.archiver.role,
+                environment=environment,
+                memory_size=config.memory_size,
+                log_retention=_LOG_RETENTION[config.log_retention_days],
+                max_concurrency=config.fan_out.max_concurrency,
+                worker_rate_per_second=config.worker_rate_per_second,
+                alarm_topic=self.monitoring.topic,
+                max_message_age=Duration.seconds(config.freshness_threshold_seconds),
+            )
+            # The dispatcher (the scheduled archiver) needs the queue it fills.
+            self.archiver.function.add_environment(
+                env_names["org_queue_url"], self.fan_out.queue.queue_url
+            )
 
         self.query = QueryConstruct(
             self,
@@ -238,6 +261,13 @@ class ArchiverStack(Stack):
                 self.archive.access_log_bucket.bucket_name,
                 "S3 server access logs of the archive bucket",
             )
+        if self.fan_out is not None:
+            outputs["WorkQueueUrl"] = (self.fan_out.queue.queue_url, "Per-org work (fan-out)")
+            outputs["WorkDeadLetterQueueUrl"] = (
+                self.fan_out.dead_letter_queue.queue_url,
+                "Org work that failed repeatedly",
+            )
+            outputs["WorkerFunctionName"] = (self.fan_out.worker.function_name, "Fan-out worker")
         if self.archive.key is not None:
             outputs["ArchiveKeyArn"] = (self.archive.key.key_arn, "Archive KMS key")
         for name, (value, description) in outputs.items():

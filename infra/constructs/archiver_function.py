@@ -11,6 +11,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_iam as iam
@@ -50,6 +51,55 @@ LAMBDA_DEFAULTS = LambdaDefaults(
     application_log_level=lambda_.ApplicationLogLevel.INFO,
     handler="di_archiver.handler.lambda_handler",
 )
+
+
+def build_function(
+    scope: Construct,
+    construct_id: str,
+    *,
+    code: lambda_.Code,
+    role: iam.IRole,
+    log_group: logs.ILogGroup,
+    memory_size: int,
+    environment: Mapping[str, str],
+    description: str,
+    **options: Any,
+) -> lambda_.Function:
+    """A di-archiver function with ``LAMBDA_DEFAULTS`` (every function is built here)."""
+    defaults = LAMBDA_DEFAULTS
+    function = lambda_.Function(
+        scope,
+        construct_id,
+        runtime=defaults.runtime,
+        architecture=defaults.architecture,
+        handler=defaults.handler,
+        code=code,
+        memory_size=memory_size,
+        timeout=defaults.timeout,
+        tracing=defaults.tracing,
+        logging_format=defaults.logging_format,
+        application_log_level_v2=defaults.application_log_level,
+        system_log_level_v2=lambda_.SystemLogLevel.WARN,
+        log_group=log_group,
+        role=role,
+        environment={
+            "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
+            "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+            **ALLOCATOR_ENV,
+            **environment,
+        },
+        description=description,
+        **options,
+    )
+    Validations.of(function).acknowledge(
+        Acknowledgment(
+            id="AwsSolutions::AwsSolutions-L1",
+            reason="Runtime pinned on purpose: bundled wheels are built for this version.",
+        )
+    )
+    return function
+
+
 ASYNC_RETRY_ATTEMPTS = 2
 # Throttled invocations (a run is still going: reserved concurrency 1) wait this long in
 # Lambda's async queue before they count as failed; a later run catches up regardless.
@@ -73,9 +123,9 @@ class ArchiverFunction(Construct):
         verify_schedule: str,
         verify_days: int,
         code: lambda_.Code | None = None,
+        archive_mode: Mode = Mode.ARCHIVE,
     ) -> None:
         super().__init__(scope, construct_id)
-        defaults = LAMBDA_DEFAULTS
 
         self.dead_letter_queue = sqs.Queue(
             self,
@@ -103,28 +153,16 @@ class ArchiverFunction(Construct):
         )
         self.log_group.grant_write(self.role)
 
-        self.function = lambda_.Function(
+        self.code = code or self.bundled_code()
+        self.function = build_function(
             self,
             "Function",
-            runtime=defaults.runtime,
-            architecture=defaults.architecture,
-            handler=defaults.handler,
-            code=code or self.bundled_code(),
-            memory_size=memory_size,
-            timeout=defaults.timeout,
-            tracing=defaults.tracing,
-            logging_format=defaults.logging_format,
-            application_log_level_v2=defaults.application_log_level,
-            system_log_level_v2=lambda_.SystemLogLevel.WARN,
-            log_group=self.log_group,
+            code=self.code,
             role=self.role,
+            log_group=self.log_group,
+            memory_size=memory_size,
+            environment=environment,
             reserved_concurrent_executions=1,
-            environment={
-                "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
-                "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
-                **ALLOCATOR_ENV,
-                **environment,
-            },
             retry_attempts=ASYNC_RETRY_ATTEMPTS,
             max_event_age=MAX_EVENT_AGE,
             on_failure=destinations.SqsDestination(self.dead_letter_queue),
@@ -134,13 +172,6 @@ class ArchiverFunction(Construct):
             Acknowledgment(
                 id="AwsSolutions::AwsSolutions-IAM5[Resource::*]",
                 reason="X-Ray PutTraceSegments/PutTelemetryRecords support no resource scoping.",
-            )
-        )
-
-        Validations.of(self.function).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions::AwsSolutions-L1",
-                reason="Runtime pinned on purpose: bundled wheels are built for this version.",
             )
         )
 
@@ -161,7 +192,8 @@ class ArchiverFunction(Construct):
                 reason="Scheduler's Lambda target grants invoke on the function and its versions.",
             )
         )
-        self.archive_schedule = self._schedule("ArchiveSchedule", schedule, Mode.ARCHIVE)
+        # With fan-out the schedule dispatches (one queued message per org) instead.
+        self.archive_schedule = self._schedule("ArchiveSchedule", schedule, archive_mode)
         self.verify_schedule = self._schedule(
             "VerifySchedule", verify_schedule, Mode.VERIFY, days=verify_days
         )

@@ -371,8 +371,9 @@ def test_athena_table_covers_the_archive_and_extra_services(synth: Synth) -> Non
         {},
         {"encryption": "s3", "accessLogging": False},
         {"objectLock": {"mode": "GOVERNANCE", "days": 30}, "alarmEmail": "a@example.com"},
+        {"fanOut": {"maxConcurrency": 5}},
     ],
-    ids=["default", "sse-s3-no-logging", "object-lock"],
+    ids=["default", "sse-s3-no-logging", "object-lock", "fan-out"],
 )
 def test_cdk_nag_aws_solutions_has_no_unacknowledged_findings(
     synth: Synth, variant: dict[str, Any]
