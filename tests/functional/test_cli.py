@@ -111,6 +111,10 @@ def test_run_then_status_on_a_local_archive(
             "1",
             "--bucket-minutes",
             "30",
+            "--concurrency",
+            "3",
+            "--rate-limit",
+            "500",
         ]
     )
     status_code = main(
@@ -173,6 +177,20 @@ def test_run_then_status_on_a_local_archive(
             ],
             "needs a bucket",
         ),
+        (
+            [
+                "run",
+                "--org-id",
+                DEMO_ORG_ID,
+                "--archive",
+                "x",
+                "--base-url",
+                "http://127.0.0.1:9",
+                "--concurrency",
+                "0",
+            ],
+            "--concurrency",
+        ),
     ],
 )
 def test_run_rejects_bad_arguments_before_any_io(
@@ -193,6 +211,29 @@ def test_run_rejects_bad_arguments_before_any_io(
     assert fragment in err
     assert DEMO_API_KEY not in err
     assert not any(tmp_path.iterdir())
+
+
+def test_run_reads_concurrency_and_rate_limit_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from di_archiver.cli import _load_commands, build_parser
+    from di_archiver.commands.run import settings_from_args
+
+    # Given the variables the Lambda uses, and no flags
+    args = build_parser(_load_commands()).parse_args(
+        ["run", "--org-id", DEMO_ORG_ID, "--archive", "x", "--base-url", "http://127.0.0.1:9"]
+    )
+    environ = {
+        "JUMPCLOUD_API_KEY": DEMO_API_KEY,
+        "DI_ARCHIVER_CONCURRENCY": "8",
+        "DI_ARCHIVER_RATE_LIMIT_PER_SECOND": "2.5",
+    }
+    # When settings are built, Then the environment's values apply
+    settings, _ = settings_from_args(args, environ=environ)
+    assert (settings.concurrency, settings.rate_limit_per_second) == (8, 2.5)
+    # And a flag wins over the environment
+    args.concurrency = 2
+    assert settings_from_args(args, environ=environ)[0].concurrency == 2
 
 
 def test_run_without_credential_explains_the_options(

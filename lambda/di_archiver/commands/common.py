@@ -47,6 +47,8 @@ SETTING_FLAGS: Mapping[str, str] = {
     "secret_id": "--secret-id",
     "auth_kind": "--auth-kind",
     "kms_key_id": "--kms-key-id",
+    "concurrency": "--concurrency",
+    "rate_limit_per_second": "--rate-limit",
     "object_lock_mode": "--object-lock-mode",
     "object_lock_days": "--object-lock-days",
 }

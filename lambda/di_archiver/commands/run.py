@@ -26,7 +26,7 @@ from di_archiver.commands.common import (
     human_duration,
 )
 from di_archiver.errors import ArchiverError, SecretError, SettingsError
-from di_archiver.settings import ArchiverSettings, AuthKind, Region
+from di_archiver.settings import ENV_PREFIX, ArchiverSettings, AuthKind, Region
 from di_archiver.timestamps import format_timestamp_ns, parse_timestamp_ns
 from di_archiver.wiring import build_runtime
 
@@ -153,6 +153,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--kms-key-id", help="SSE-KMS key for S3 objects (default: SSE-S3 encryption)."
     )
     parser.add_argument(
+        "--concurrency",
+        type=int,
+        metavar="N",
+        help="Time buckets archived at once; about rate x page latency reaches the rate limit "
+        f"(default: DI_ARCHIVER_CONCURRENCY, else {_default('concurrency')}).",
+    )
+    parser.add_argument(
+        "--rate-limit",
+        type=float,
+        metavar="PER_SECOND",
+        help="DI requests/s with this credential (default: DI_ARCHIVER_RATE_LIMIT_PER_SECOND, "
+        f"else {_default('rate_limit_per_second'):g}).",
+    )
+    parser.add_argument(
         "--resnapshot",
         nargs=2,
         metavar=("START", "END"),
@@ -210,7 +224,15 @@ def settings_from_args(
         "settle_seconds": args.settle,
         "lookback_days": args.lookback_days,
         "kms_key_id": args.kms_key_id,
+        "concurrency": getattr(args, "concurrency", None),
+        "rate_limit_per_second": getattr(args, "rate_limit", None),
     }
+    env = os.environ if environ is None else environ
+    for name in ("concurrency", "rate_limit_per_second"):
+        # A laptop backfill can keep its choice in the environment, like the Lambda does.
+        variable = ENV_PREFIX + name.upper()
+        if optional[name] is None and env.get(variable):
+            optional[name] = env[variable]
     values.update({k: v for k, v in optional.items() if v is not None})
     secret: dict[str, str] | None = None
     if args.secret_id is None:
