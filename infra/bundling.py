@@ -8,9 +8,11 @@ host, so ``cdk synth`` works on macOS and Linux alike without Docker.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 import tempfile
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,6 +27,8 @@ PYTHON_VERSION = "3.13"
 LAMBDA_PLATFORM = "aarch64-manylinux2014"
 # The Lambda runtime ships these; bundling them would add ~80 MB for nothing.
 PROVIDED_BY_RUNTIME = frozenset({"boto3", "botocore", "s3transfer"})
+# An interpreter of PYTHON_VERSION to compile the asset's bytecode with (else uv finds one).
+BUNDLE_PYTHON_ENV = "DI_ARCHIVER_BUNDLE_PYTHON"
 
 
 class BundlingError(ArchiverError):
@@ -108,7 +112,52 @@ class LocalPythonBundling:
             dirs_exist_ok=True,
             ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
         )
+        python = runtime_python(self._root)
+        if python is None:
+            warnings.warn(
+                f"no Python {PYTHON_VERSION} interpreter found: the Lambda asset ships without "
+                "bytecode, so every cold start compiles each module it imports (~0.6 s of CPU). "
+                f"Install one (`uv python install {PYTHON_VERSION}`) or point {BUNDLE_PYTHON_ENV} "
+                "at one, then deploy again",
+                stacklevel=2,
+            )
+        else:
+            compile_bytecode(out, python=python, project_root=self._root)
         return True
+
+
+def runtime_python(project_root: Path = PROJECT_ROOT) -> str | None:
+    """An interpreter of the Lambda runtime's Python version: ``DI_ARCHIVER_BUNDLE_PYTHON``,
+    else one uv finds (or installs, where it may download); ``None`` when there is none."""
+    explicit = os.environ.get(BUNDLE_PYTHON_ENV)
+    if explicit:
+        return explicit
+    try:
+        found = _run(["uv", "python", "find", PYTHON_VERSION], cwd=project_root).strip()
+    except BundlingError:
+        try:
+            _run(["uv", "python", "install", PYTHON_VERSION], cwd=project_root)
+            found = _run(["uv", "python", "find", PYTHON_VERSION], cwd=project_root).strip()
+        except BundlingError:
+            return None
+    return found or None
+
+
+def compile_bytecode(out: Path, *, python: str, project_root: Path = PROJECT_ROOT) -> None:
+    """Ship bytecode: the Lambda's code directory is read-only, so without it every cold start
+    compiles every imported module from source (~0.6 s of CPU).
+
+    ``python`` must be the runtime's version. The ``.pyc`` files are unchecked-hash: the asset's
+    zip does not keep the sources' timestamps, and the code never changes under a deployed
+    function, so the bytecode is used without checking the source.
+    """
+    _run(
+        [
+            python, "-m", "compileall", "-q", "-j", "0",
+            "--invalidation-mode", "unchecked-hash", str(out),
+        ],
+        cwd=project_root,
+    )  # fmt: skip
 
 
 def bundling_options(*, image: DockerImage, project_root: Path = PROJECT_ROOT) -> BundlingOptions:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,9 @@ from aws_cdk import aws_lambda as lambda_
 from infra.bundling import (
     BundlingError,
     LocalPythonBundling,
+    compile_bytecode,
     locked_requirements,
+    runtime_python,
 )
 
 from .conftest import PROJECT_ROOT
@@ -31,7 +35,11 @@ def test_local_bundling_builds_an_arm64_asset(tmp_path: Path) -> None:
     # Then the runtime package and locked arm64 wheels are there, and boto3 is not
     assert done is True
     assert (out / "di_archiver" / "handler.py").is_file()
-    assert not list((out / "di_archiver").rglob("__pycache__"))
+    # And, where a Python 3.13 is at hand, every module ships its bytecode (see below)
+    compiled = list((out / "di_archiver").rglob("__pycache__/*.cpython-313.pyc"))
+    if runtime_python() is not None:
+        assert len(compiled) == len(list((out / "di_archiver").rglob("*.py")))
+        assert list((out / "httpx").rglob("__pycache__/*.cpython-313.pyc"))
     [core] = list((out / "pydantic_core").glob("*.so"))
     assert "cpython-313-aarch64-linux-gnu" in core.name
     assert (out / "aws_lambda_powertools").is_dir()
@@ -64,3 +72,20 @@ def test_bundling_raises_instead_of_skipping_when_it_cannot_build(tmp_path: Path
         LocalPythonBundling(project_root=tmp_path).try_bundle(
             str(tmp_path / "out"), image=lambda_.Runtime.PYTHON_3_13.bundling_image
         )
+
+
+def test_bytecode_is_compiled_for_use_without_a_source_check(tmp_path: Path) -> None:
+    # Given an asset tree (compiled here with this interpreter; the bundle uses the runtime's)
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("VALUE = 42\n")
+    (package / "mod.py").write_text("def f() -> int:\n    return 7\n")
+    # When its bytecode is compiled
+    compile_bytecode(tmp_path, python=sys.executable)
+    # Then each module has an unchecked-hash .pyc (PEP 552 flags 0b01): a read-only code
+    # directory whose zip lost the sources' timestamps still loads it without recompiling
+    tag = sys.implementation.cache_tag
+    for name in ("__init__", "mod"):
+        pyc = package / "__pycache__" / f"{name}.{tag}.pyc"
+        assert pyc.read_bytes()[:4] == importlib.util.MAGIC_NUMBER
+        assert pyc.read_bytes()[4:8] == b"\x01\x00\x00\x00"
