@@ -1,0 +1,513 @@
+"""Read-once performance: one core's events/s, request spacing, peak RSS and cold start.
+
+    uv run python benchmarks/bench_read_once.py speed --events 200000 [--exporter FILE]
+    uv run python benchmarks/bench_read_once.py spacing --events 100000 --page-ms 1000
+    uv run python benchmarks/bench_read_once.py memory --events 1000000 --events-per-day 1000000
+    uv run python benchmarks/bench_read_once.py cold [--exporter FILE]
+
+Every figure is measured ``--repeat`` times (min / median / max) in fresh processes, so each
+peak RSS and CPU time is the process's own. The simulator runs in its own process with every
+event rendered before the clock starts (so it costs latency, not this machine's CPU) and, with
+``--pin``, on the other core than the measured process.
+
+* **bare pager**: the same buckets' pages with raw httpx, bodies received and never parsed
+  (``+gzip``: each body also deflated at level 6, the least an archive must do with it);
+* **di-archiver**: the real engine with one bucket in flight (one cursor, as the pager), the
+  DI client and a local archive;
+* **JumpCloud's exporter** (``--exporter``, the worker of TheJumpCloud/JumpCloud-Serverless
+  ``AWS/DirectoryInsights/get-jcdirectoryinsights.py``; not part of this project, give its
+  path): its ``jc_worker`` driven with one SQS record per bucket, S3 and Secrets Manager by moto
+  in-process, its API base URL pointed at the simulator. Its ``croniter`` import (used only by its
+  orchestrator) is stubbed, which only makes its cold start cheaper.
+
+``spacing`` reports the mean time between consecutive requests at ``--page-ms`` latency;
+``cold`` the CPU time (user + system) of whole processes that import what a first Lambda
+invocation imports: di-archiver's handler plus every module an archive run loads (listed by
+running one), against the exporter module's imports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import multiprocessing as mp
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import types
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from di_archiver.process_env import ALLOCATOR_ENV
+
+ORG = "64a0c0ffee0000000000a001"
+API_KEY = "bench-key-0123456789"
+NS = 1_000_000_000
+EVENTS_PATH = "/insights/directory/v1/events"
+SIM_CORE, WORK_CORE = 1, 0
+
+
+@dataclass(frozen=True)
+class Job:
+    base_url: str
+    now_ns: int
+    span_ns: int
+    bucket_minutes: int
+    page_limit: int
+    pin: bool
+    exporter: str | None = None
+
+
+def _pin(core: int, enabled: bool) -> None:
+    if enabled and hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > core:
+        os.sched_setaffinity(0, {core})
+
+
+def serve_simulator(  # noqa: PLR0917 (a spawned process's arguments)
+    events: int, span_s: float, page_ms: int, now_ns: int, pin: bool, conn: Any
+) -> None:
+    from di_archiver.simulator import (
+        FaultConfig,
+        LateIndexingConfig,
+        OrgSpec,
+        Simulator,
+        SimulatorClock,
+        SimulatorConfig,
+    )
+
+    _pin(SIM_CORE, pin)
+    config = SimulatorConfig(
+        seed=42,
+        orgs=(OrgSpec(org_id=ORG, event_count=events),),
+        span_seconds=span_s,
+        api_keys={API_KEY: ORG},
+        faults=FaultConfig.off(),
+        late=LateIndexingConfig.off(),
+        latency_ms=page_ms,
+        render_cache_bytes=8 * 1024**3,
+    )
+    started = time.perf_counter()
+    sim = Simulator(config, clock=SimulatorClock(now_ns=now_ns))
+    corpus = sim.corpus(ORG)
+    for pos in range(len(corpus)):
+        corpus.event_bytes(pos)
+    with sim.serve(host="127.0.0.1", port=0) as server:
+        conn.send((server.base_url, time.perf_counter() - started))
+        conn.recv()
+
+
+def _buckets(job: Job) -> list[tuple[int, int]]:
+    width = job.bucket_minutes * 60 * NS
+    first = (job.now_ns - job.span_ns) // width * width
+    return [(s, min(s + width, job.now_ns)) for s in range(first, job.now_ns, width)]
+
+
+def _usage() -> dict[str, float]:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {"cpu": usage.ru_utime + usage.ru_stime, "rss_mb": usage.ru_maxrss / 1024}
+
+
+def bare_pager(job: Job, deflate: bool, conn: Any) -> None:
+    """Each bucket's pages with raw httpx: headers decide, bodies are received (and deflated)."""
+    import httpx
+
+    from di_archiver.timestamps import format_timestamp_ns
+
+    _pin(WORK_CORE, job.pin)
+    events = requests = 0
+    started = time.perf_counter()
+    with httpx.Client(timeout=httpx.Timeout(120.0)) as http:
+        for start, end in _buckets(job):
+            sink = zlib.compressobj(6, zlib.DEFLATED, 31) if deflate else None
+            body: dict[str, Any] = {
+                "service": ["all"],
+                "start_time": format_timestamp_ns(start),
+                "end_time": format_timestamp_ns(end),
+                "sort": "ASC",
+                "limit": job.page_limit,
+            }
+            while True:
+                response = http.post(
+                    job.base_url + EVENTS_PATH,
+                    json=body,
+                    headers={"x-api-key": API_KEY, "x-org-id": ORG},
+                )
+                requests += 1
+                content = response.content
+                if sink is not None:
+                    sink.compress(content)
+                count = int(response.headers["x-result-count"])
+                events += count
+                if count < int(response.headers["x-limit"]):
+                    break
+                body["search_after"] = json.loads(response.headers["x-search_after"])
+            if sink is not None:
+                sink.flush()
+    wall = time.perf_counter() - started
+    conn.send({"wall": wall, "events": events, "requests": requests, **_usage()})
+
+
+def archive(job: Job, conn: Any) -> None:
+    """The real engine, one bucket in flight, into a local archive."""
+    from di_archiver.adapters.di_auth import ApiKeyCredentials
+    from di_archiver.adapters.di_client import DIClient
+    from di_archiver.adapters.local_store import FileCheckpointStore, LocalArchiveStore
+    from di_archiver.domain.engine import ArchiveEngine, EngineConfig
+
+    _pin(WORK_CORE, job.pin)
+    width = job.bucket_minutes * 60 * NS
+    with tempfile.TemporaryDirectory(prefix="di-bench-") as tmp:
+        config = EngineConfig(
+            prefix="di",
+            bucket_ns=width,
+            lag_ns=0,
+            settle_ns=0,
+            lookback_ns=job.span_ns + width,
+            max_events_per_bucket=2_000_000,
+            max_bucket_bytes=8 * 1024**3,
+            time_budget_reserve_s=0.0,
+            concurrency=1,
+        )
+        client = DIClient(
+            base_url=job.base_url, credentials=ApiKeyCredentials(API_KEY), page_limit=job.page_limit
+        )
+        engine = ArchiveEngine(
+            source=client,
+            store=LocalArchiveStore(tmp),
+            checkpoints=FileCheckpointStore(Path(tmp) / "checkpoints.json"),
+            config=config,
+            clock=lambda: job.now_ns,
+        )
+        started = time.perf_counter()
+        report = engine.run([ORG])
+        wall = time.perf_counter() - started
+        client.close()
+    conn.send(
+        {"wall": wall, "events": report.events, "requests": client.stats.requests, **_usage()}
+    )
+
+
+def _load_exporter(path: str, base_url: str) -> types.ModuleType:
+    import importlib.util
+
+    # Its orchestrator needs croniter (not installed here); the worker never calls it.
+    sys.modules.setdefault("croniter", types.SimpleNamespace(croniter=None))  # type: ignore[arg-type]
+    spec = importlib.util.spec_from_file_location("jc_exporter", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.get_jc_base_url = lambda: base_url  # the simulator instead of api.jumpcloud.com
+    return module
+
+
+def exporter(job: Job, conn: Any) -> None:
+    """JumpCloud's worker, one SQS record per bucket, S3 and Secrets Manager by moto."""
+    import boto3
+    from moto import mock_aws
+
+    from di_archiver.timestamps import format_timestamp_ns
+
+    assert job.exporter is not None
+    _pin(WORK_CORE, job.pin)
+    os.environ.update(
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+    )
+    with mock_aws(), tempfile.TemporaryDirectory() as tmp:
+        boto3.client("s3").create_bucket(Bucket="exporter-bench")
+        arn = boto3.client("secretsmanager").create_secret(Name="jc", SecretString=API_KEY)["ARN"]
+        os.environ.update(JcApiKeyArn=arn, BucketName="exporter-bench")
+        module = _load_exporter(job.exporter, job.base_url)
+        records = [
+            {
+                "body": json.dumps(
+                    {
+                        "service": "all",
+                        "start_time": format_timestamp_ns(start),
+                        "end_time": format_timestamp_ns(end),
+                        "org_id": ORG,
+                    }
+                )
+            }
+            for start, end in _buckets(job)
+        ]
+        os.chdir(tmp)
+        started = time.perf_counter()
+        for record in records:
+            module.jc_worker({"Records": [record]}, None)
+        wall = time.perf_counter() - started
+        events = 0
+        s3 = boto3.client("s3")
+        for item in s3.list_objects_v2(Bucket="exporter-bench").get("Contents", []):
+            body = s3.get_object(Bucket="exporter-bench", Key=item["Key"])["Body"].read()
+            events += len(json.loads(gzip.decompress(body)))
+    conn.send({"wall": wall, "events": events, "requests": 0, **_usage()})
+
+
+def _child(target: Callable[..., None], *args: Any) -> dict[str, Any]:
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe()
+    process = ctx.Process(target=target, args=(*args, child))
+    process.start()
+    result: dict[str, Any] = parent.recv()
+    process.join()
+    return result
+
+
+def _spread(values: list[float], fmt: str = "{:,.0f}") -> str:
+    return " / ".join(fmt.format(v) for v in (min(values), statistics.median(values), max(values)))
+
+
+def _with_simulator(args: argparse.Namespace, work: Callable[[Job], None]) -> None:
+    os.environ.update(ALLOCATOR_ENV)
+    span_s = args.events / args.events_per_day * 86_400
+    now_ns = (time.time_ns() // (3600 * NS)) * 3600 * NS
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe()
+    sim = ctx.Process(
+        target=serve_simulator,
+        args=(args.events, span_s, args.page_ms, now_ns, args.pin, child),
+    )
+    sim.start()
+    try:
+        base_url, build_s = parent.recv()
+        print(
+            f"simulator: {args.events:,} events over {span_s / 3600:.1f} h "
+            f"({args.events_per_day:,}/day), {args.page_ms} ms per request, "
+            f"rendered in {build_s:.0f} s; min / median / max of {args.repeat} runs"
+        )
+        job = Job(
+            base_url,
+            now_ns,
+            int(span_s * NS),
+            args.bucket_minutes,
+            args.page_limit,
+            args.pin,
+            getattr(args, "exporter", None),
+        )
+        _child(bare_pager, job, False)  # warm-up: every page rendered and cached once
+        work(job)
+    finally:
+        parent.send("stop")
+        sim.join(timeout=30)
+        if sim.is_alive():
+            sim.terminate()
+
+
+def cmd_speed(args: argparse.Namespace) -> None:
+    def work(job: Job) -> None:
+        rows: dict[str, list[dict[str, Any]]] = {}
+        for _ in range(args.repeat):  # interleaved, so machine noise hits every contender
+            for name, target, extra in (
+                ("bare pager", bare_pager, (False,)),
+                ("bare pager +gzip", bare_pager, (True,)),
+                ("di-archiver", archive, ()),
+                *((("JumpCloud exporter", exporter, ()),) if job.exporter else ()),
+            ):
+                rows.setdefault(name, []).append(_child(target, job, *extra))
+        speed = {n: [r["events"] / r["wall"] for r in rs] for n, rs in rows.items()}
+        for name, results in rows.items():
+            events = {r["events"] for r in results}
+            print(
+                f"{name:<20} events/s {_spread(speed[name])}  CPU s "
+                f"{_spread([r['cpu'] for r in results], '{:.1f}')}  peak RSS MB "
+                f"{_spread([r['rss_mb'] for r in results])}  events {sorted(events)}"
+            )
+        ours = statistics.median(speed["di-archiver"])
+        for name, values in speed.items():
+            if name != "di-archiver":
+                print(f"di-archiver / {name:<20}: {ours / statistics.median(values):.2f}x")
+
+    _with_simulator(args, work)
+
+
+def cmd_spacing(args: argparse.Namespace) -> None:
+    def work(job: Job) -> None:
+        rows: dict[str, list[float]] = {}
+        for _ in range(args.repeat):
+            for name, target, extra in (
+                ("bare pager", bare_pager, (False,)),
+                ("di-archiver", archive, ()),
+            ):
+                result = _child(target, job, *extra)
+                rows.setdefault(name, []).append(result["wall"] / result["requests"])
+        for name, spacing in rows.items():
+            print(f"{name:<12} mean request spacing s {_spread(spacing, '{:.3f}')}")
+        ratio = statistics.median(rows["di-archiver"]) / statistics.median(rows["bare pager"])
+        print(f"di-archiver / bare pager: {ratio:.3f} (target <= 1.05)")
+
+    _with_simulator(args, work)
+
+
+def cmd_memory(args: argparse.Namespace) -> None:
+    def work(job: Job) -> None:
+        results = [_child(archive, job) for _ in range(args.repeat)]
+        print(
+            f"di-archiver peak RSS MB {_spread([r['rss_mb'] for r in results])}  events/s "
+            f"{_spread([r['events'] / r['wall'] for r in results])}  events "
+            f"{sorted({r['events'] for r in results})}"
+        )
+
+    _with_simulator(args, work)
+
+
+_COLD_OURS = """
+import importlib, sys
+import di_archiver.handler
+for name in {modules!r}:
+    importlib.import_module(name)
+"""
+
+_COLD_EXPORTER = """
+import importlib, importlib.util, sys, types
+sys.modules.setdefault("croniter", types.SimpleNamespace(croniter=None))
+spec = importlib.util.spec_from_file_location("jc_exporter", {path!r})
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+for name in {modules!r}:
+    importlib.import_module(name)
+"""
+
+_LIST_EXPORTER_MODULES = """
+import importlib.util, json, os, sys, types
+import boto3
+from moto import mock_aws
+from di_archiver.simulator import Simulator, SimulatorConfig
+from di_archiver.simulator.config import DEMO_API_KEY, DEMO_ORG_ID, OrgSpec
+sim = Simulator(SimulatorConfig.quiet(orgs=(OrgSpec(event_count=500),), span_seconds=7200.0))
+with sim.serve(port=0) as server, mock_aws():
+    os.environ.update(AWS_DEFAULT_REGION="us-east-1", AWS_ACCESS_KEY_ID="x",
+        AWS_SECRET_ACCESS_KEY="x", BucketName="di-bench-exporter")
+    boto3.client("s3").create_bucket(Bucket="di-bench-exporter")
+    os.environ["JcApiKeyArn"] = boto3.client("secretsmanager").create_secret(
+        Name="s", SecretString=DEMO_API_KEY)["ARN"]
+    outside = set(sys.modules)
+    sys.modules.setdefault("croniter", types.SimpleNamespace(croniter=None))
+    spec = importlib.util.spec_from_file_location("jc_exporter", {path!r})
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.get_jc_base_url = lambda: server.base_url
+    os.chdir("/tmp")
+    body = json.dumps({{"service": "all", "start_time": "2000-01-01T00:00:00Z",
+        "end_time": "2100-01-01T00:00:00Z", "org_id": DEMO_ORG_ID}})
+    module.jc_worker({{"Records": [{{"body": body}}]}}, None)
+sdk = ("boto3", "botocore", "s3transfer", "urllib3", "jmespath", "dateutil")
+skip = ("moto", "werkzeug", "responses", "xmltodict", "click", "pygments", "croniter",
+    "di_archiver", "jc_exporter", "__main__")
+listed = [m for m in sys.modules if (m not in outside or m.startswith(sdk))
+    and not m.startswith(skip)]
+print("MODULES", json.dumps(sorted(listed)))
+"""
+
+_LIST_RUN_MODULES = """
+import json, os, sys
+import boto3
+from moto import mock_aws
+from di_archiver.simulator import Simulator, SimulatorConfig
+from di_archiver.simulator.config import DEMO_API_KEY, DEMO_ORG_ID, OrgSpec
+BUCKET = "di-bench-archive"
+sim = Simulator(SimulatorConfig.quiet(orgs=(OrgSpec(event_count=500),), span_seconds=7200.0))
+with sim.serve(port=0) as server, mock_aws():
+    os.environ.update(DI_ARCHIVER_ORG_IDS=DEMO_ORG_ID, DI_ARCHIVER_ARCHIVE_BUCKET=BUCKET,
+        DI_ARCHIVER_SECRET_ID="s", DI_ARCHIVER_BASE_URL=server.base_url,
+        DI_ARCHIVER_LOOKBACK_DAYS="1", AWS_DEFAULT_REGION="us-east-1",
+        AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="x")
+    boto3.client("s3").create_bucket(Bucket=BUCKET)
+    boto3.client("secretsmanager").create_secret(
+        Name="s", SecretString=json.dumps({"api_key": DEMO_API_KEY}))
+    boto3.client("ssm").describe_parameters()
+    outside = set(sys.modules)  # what the harness (moto, the simulator) loaded
+    from di_archiver import handler
+    class Context:
+        function_name, memory_limit_in_mb, aws_request_id = "f", 512, "r"
+        invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:f"
+        def get_remaining_time_in_millis(self): return 900_000
+    handler.lambda_handler({"mode": "archive"}, Context())
+# The AWS SDK was loaded by the harness first, but a Lambda's first invocation loads it too.
+sdk = ("boto3", "botocore", "s3transfer", "urllib3", "jmespath", "dateutil")
+skip = ("moto", "werkzeug", "responses", "xmltodict", "click", "pygments",
+    "di_archiver.simulator", "__main__")
+listed = [m for m in sys.modules if (m not in outside or m.startswith(sdk))
+    and not m.startswith(skip)]
+print("MODULES", json.dumps(sorted(listed)))
+"""
+
+
+def _cpu_of(code: str) -> float:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run([sys.executable, "-c", code], check=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def cmd_cold(args: argparse.Namespace) -> None:
+    output = subprocess.run(
+        [sys.executable, "-c", _LIST_RUN_MODULES], check=True, capture_output=True, text=True
+    ).stdout
+    listed = json.loads(output.split("MODULES ", 1)[1])
+    ours = _COLD_OURS.format(modules=listed)
+    print(f"di-archiver first invocation: handler + {len(listed)} modules an archive run loads")
+    rows = {"di-archiver": [_cpu_of(ours) for _ in range(args.repeat)]}
+    if args.exporter:
+        output = subprocess.run(
+            [sys.executable, "-c", _LIST_EXPORTER_MODULES.format(path=args.exporter)],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        theirs = json.loads(output.split("MODULES ", 1)[1])
+        print(
+            f"JumpCloud exporter first invocation: its module + {len(theirs)} modules a run loads"
+        )
+        code = _COLD_EXPORTER.format(path=args.exporter, modules=theirs)
+        rows["JumpCloud exporter"] = [_cpu_of(code) for _ in range(args.repeat)]
+    rows["bare interpreter"] = [_cpu_of("pass") for _ in range(args.repeat)]
+    for name, values in rows.items():
+        print(f"{name:<20} process CPU s {_spread(values, '{:.3f}')}")
+    if args.exporter:
+        ratio = statistics.median(rows["di-archiver"]) / statistics.median(
+            rows["JumpCloud exporter"]
+        )
+        print(f"di-archiver / exporter: {ratio:.2f}x (target <= 1.0)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, events, page_ms in (
+        ("speed", 200_000, 0),
+        ("spacing", 100_000, 1000),
+        ("memory", 1_000_000, 0),
+    ):
+        p = sub.add_parser(name)
+        p.add_argument("--events", type=int, default=events)
+        p.add_argument("--events-per-day", type=int, default=500_000)
+        p.add_argument("--page-ms", type=int, default=page_ms)
+        p.add_argument("--page-limit", type=int, default=10_000)
+        p.add_argument("--bucket-minutes", type=int, default=60)
+        p.add_argument("--repeat", type=int, default=3)
+        p.add_argument("--pin", action=argparse.BooleanOptionalAction, default=True)
+        if name == "speed":
+            p.add_argument("--exporter", help="path of JumpCloud's get-jcdirectoryinsights.py")
+    cold = sub.add_parser("cold")
+    cold.add_argument("--repeat", type=int, default=5)
+    cold.add_argument("--exporter", help="path of JumpCloud's get-jcdirectoryinsights.py")
+    args = parser.parse_args(argv)
+    {"speed": cmd_speed, "spacing": cmd_spacing, "memory": cmd_memory, "cold": cmd_cold}[
+        args.command
+    ](args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
