@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from aws_lambda_powertools import Logger, Metrics
 
+from di_archiver import telemetry
 from di_archiver.observability import METRICS_NAMESPACE, Metric
 from di_archiver.telemetry import MetricsObserver, mask_org_id
 
@@ -93,3 +96,45 @@ def test_failed_run_counts_run_failed() -> None:
     assert document[Metric.RUN_FAILED.value] == 1.0
     assert document[Metric.RUN_SUCCEEDED.value] == 0.0
     assert Metric.FRESHNESS_LAG_SECONDS.value not in document
+
+
+DAEMON = "169.254.79.129:2000"
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({}, False),
+        ({"AWS_XRAY_DAEMON_ADDRESS": "169.254.79.129:2000"}, True),
+        (
+            {"AWS_XRAY_DAEMON_ADDRESS": "169.254.79.129:2000", "POWERTOOLS_TRACE_DISABLED": "true"},
+            False,
+        ),
+    ],
+)
+def test_tracing_follows_the_functions_xray_setting(
+    environ: dict[str, str], expected: bool
+) -> None:
+    # Lambda sets the daemon address only when the function's active tracing is on
+    assert telemetry.tracing_enabled(environ) is expected
+
+
+def test_an_untraced_invocation_never_imports_the_xray_sdk() -> None:
+    # Given a fresh interpreter without X-Ray tracing (the SDK costs ~0.25 s of a cold start)
+    script = (
+        "import os, sys\n"
+        "os.environ.pop('AWS_XRAY_DAEMON_ADDRESS', None)\n"
+        "from di_archiver import telemetry\n"
+        "class Context:\n"
+        "    function_name, memory_limit_in_mb, aws_request_id = 'f', 128, 'r'\n"
+        "    invoked_function_arn = 'arn:aws:lambda:us-east-1:123456789012:function:f'\n"
+        "entry = telemetry.lambda_entry(lambda event, context: {'ok': True})\n"
+        "assert entry({}, Context()) == {'ok': True}\n"
+        "print('aws_xray_sdk' in sys.modules)\n"
+    )
+    # When a handler wrapped by lambda_entry is invoked
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout
+    # Then the X-Ray SDK was never imported
+    assert out.strip().splitlines()[-1] == "False"
