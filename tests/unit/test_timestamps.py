@@ -1,4 +1,6 @@
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from di_archiver.timestamps import TimestampError, format_timestamp_ns, parse_timestamp_ns
 
@@ -81,3 +83,22 @@ def test_cached_hours_give_the_same_answer_as_a_fresh_parse() -> None:
             text = f"2023-06-15T15:{minute:02d}:{second:02d}.5Z"
             # Then each equals the arithmetic answer
             assert parse_timestamp_ns(text) == base + (minute * 60 + second) * 10**9 + 5 * 10**8
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    seconds=st.integers(min_value=0, max_value=4_102_444_799),  # through 2099
+    fraction=st.integers(min_value=0, max_value=999_999_999),
+    digits=st.integers(min_value=0, max_value=9),
+)
+def test_the_cached_fast_path_gives_exact_nanoseconds(
+    seconds: int, fraction: int, digits: int
+) -> None:
+    # Given any UTC timestamp with 0-9 fractional digits
+    base = format_timestamp_ns(seconds * 1_000_000_000).removesuffix("Z")
+    text = base + ("." + f"{fraction:09d}"[:digits] if digits else "") + "Z"
+    kept = f"{fraction:09d}"[:digits]
+    expected = seconds * 1_000_000_000 + (int(kept.ljust(9, "0")) if digits else 0)
+    # When parsed cold and then again from the minute cache / Then both are exact
+    assert parse_timestamp_ns(text) == expected
+    assert parse_timestamp_ns(text) == expected
