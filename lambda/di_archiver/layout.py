@@ -3,6 +3,13 @@
     <prefix>/org=<org id>/svc=<service>/dt=<YYYY-MM-DD>/<HHMM>-<HHMM>.jsonl.gz   bucket object
     <prefix>/org=<org id>/svc=<service>/dt=<YYYY-MM-DD>/day.jsonl.gz            sealed day
     <prefix>/_manifests/org=<org id>/dt=<YYYY-MM-DD>.json                       day manifest
+    <prefix>/_late/org=<org id>/dt=<YYYY-MM-DD>/svc=<service>/<HHMM>-<HHMM>.jsonl.gz   staged
+
+A *staged* object is a bucket rewritten after its day was sealed (late events found by a rerun,
+a re-snapshot or reconcile). It lives outside the table's partition tree (``_late`` and the
+``dt``-before-``svc`` order match neither Athena's projection template nor the local query's
+``org=/svc=/dt=`` walk), so it is invisible to queries *by construction* and can never show an
+event twice beside the sealed day; the next seal merges it into the day and deletes it.
     <prefix>/_manifests/org=<org id>/dt=<YYYY-MM-DD>.cert.json                  day certificate
 
 Partition names ``org``/``svc``/``dt`` are deliberately not DI field names: Athena rejects a
@@ -27,6 +34,7 @@ DATE_PARTITION = "dt"
 OBJECT_SUFFIX = ".jsonl.gz"
 SEALED_DAY_NAME = "day"
 MANIFEST_ROOT = "_manifests"
+LATE_ROOT = "_late"
 CERTIFICATE_SUFFIX = ".cert.json"
 NS_PER_DAY = 86_400 * NS_PER_SECOND
 ORG_ID_PATTERN = re.compile(r"^[0-9a-f]{24}$")
@@ -35,6 +43,13 @@ _OBJECT_KEY = re.compile(
     rf"^(?:(?P<prefix>.+)/)?{ORG_PARTITION}=(?P<org>[^/]+)/{SERVICE_PARTITION}=(?P<svc>[^/]+)/"
     rf"{DATE_PARTITION}=(?P<day>\d{{4}}-\d{{2}}-\d{{2}})/"
     rf"(?:(?P<sealed>{SEALED_DAY_NAME})|(?P<start>\d{{4}})-(?P<end>\d{{4}})){re.escape(OBJECT_SUFFIX)}$"
+)
+
+
+_LATE_KEY = re.compile(
+    rf"^(?:(?P<prefix>.+)/)?{LATE_ROOT}/{ORG_PARTITION}=(?P<org>[^/]+)/"
+    rf"{DATE_PARTITION}=(?P<day>\d{{4}}-\d{{2}}-\d{{2}})/{SERVICE_PARTITION}=(?P<svc>[^/]+)/"
+    rf"(?P<start>\d{{4}})-(?P<end>\d{{4}}){re.escape(OBJECT_SUFFIX)}$"
 )
 
 
@@ -53,11 +68,16 @@ class ObjectKey:
     start_ns: int
     end_ns: int
     sealed: bool
+    late: bool = False  # a staged bucket of a sealed day (see the module docstring)
 
     @property
     def key(self) -> str:
         if self.sealed:
             return sealed_day_key(self.prefix, self.org_id, self.service, self.day)
+        if self.late:
+            return late_object_key(
+                self.prefix, self.org_id, self.service, self.start_ns, self.end_ns
+            )
         return bucket_object_key(self.prefix, self.org_id, self.service, self.start_ns, self.end_ns)
 
 
@@ -108,6 +128,54 @@ def bucket_object_key(prefix: str, org_id: str, service: str, start_ns: int, end
     end_min = (end_ns - base) // (60 * NS_PER_SECOND)
     name = f"{start_min // 60:02d}{start_min % 60:02d}-{end_min // 60:02d}{end_min % 60:02d}"
     return f"{_partition_dir(prefix, org_id, service, day)}/{name}{OBJECT_SUFFIX}"
+
+
+def late_object_key(prefix: str, org_id: str, service: str, start_ns: int, end_ns: int) -> str:
+    """Key of a bucket staged for a sealed day: outside every path a query reads."""
+    bucket = bucket_object_key("", org_id, service, start_ns, end_ns)
+    day = day_of_ns(start_ns)
+    return _join(
+        prefix,
+        LATE_ROOT,
+        f"{ORG_PARTITION}={org_id}",
+        f"{DATE_PARTITION}={day.isoformat()}",
+        f"{SERVICE_PARTITION}={service}",
+        bucket.rsplit("/", 1)[1],
+    )
+
+
+def late_root(prefix: str, org_id: str | None = None) -> str:
+    """Where staged objects live (of one org when given)."""
+    if org_id is None:
+        return _join(prefix, LATE_ROOT) + "/"
+    return _join(prefix, LATE_ROOT, f"{ORG_PARTITION}={org_id}") + "/"
+
+
+def parse_late_key(key: str) -> ObjectKey:
+    """Inverse of :func:`late_object_key`."""
+    match = _LATE_KEY.match(key)
+    if match is None:
+        raise LayoutError(f"not a staged archive object key: {key!r}")
+    day = date.fromisoformat(match["day"])
+    base = day_start_ns(day)
+    start, end = match["start"], match["end"]
+    parsed = ObjectKey(
+        prefix=match["prefix"] or "",
+        org_id=match["org"],
+        service=match["svc"],
+        day=day,
+        start_ns=base + (int(start[:2]) * 60 + int(start[2:])) * 60 * NS_PER_SECOND,
+        end_ns=base + (int(end[:2]) * 60 + int(end[2:])) * 60 * NS_PER_SECOND,
+        sealed=False,
+        late=True,
+    )
+    try:
+        canonical = parsed.key
+    except LayoutError:
+        canonical = None
+    if canonical != key:
+        raise LayoutError(f"not a canonical staged archive object key: {key!r}")
+    return parsed
 
 
 def sealed_day_key(prefix: str, org_id: str, service: str, day: date) -> str:

@@ -38,7 +38,8 @@ HOUR = 3600 * NS_PER_SECOND
 DAY = 24 * HOUR
 PREFIX = "di"
 NOW = int(datetime(2026, 5, 10, 6, tzinfo=UTC).timestamp()) * NS_PER_SECOND
-SEALED_DAYS = [date(2026, 5, 7), date(2026, 5, 8), date(2026, 5, 9)]
+# The backfill starts at 05-06 06:00 (NOW - lookback): that day is covered, though empty.
+SEALED_DAYS = [date(2026, 5, 6), date(2026, 5, 7), date(2026, 5, 8), date(2026, 5, 9)]
 
 
 @pytest.fixture
@@ -152,7 +153,7 @@ def test_late_events_after_sealing_are_repaired_once_and_the_archive_verifies(
     assert {c.status for c in third.orgs[0].checks} == {"ok"}
     # And the CLI verifies the archive (exit 0), and flags a removed sealed object (exit 1)
     assert main(["verify", "--archive", str(world["dir"])]) == 0
-    victim = sealed_day_key(PREFIX, DEMO_ORG_ID, "directory", SEALED_DAYS[1])
+    victim = sealed_day_key(PREFIX, DEMO_ORG_ID, "directory", SEALED_DAYS[2])
     store.delete(victim)
     capsys.readouterr()
     assert main(["verify", "--archive", str(world["dir"])]) == 1

@@ -22,6 +22,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 import zlib
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -32,6 +33,7 @@ from di_archiver.domain.ports import StoredObject
 from di_archiver.errors import CheckpointError, StoreError
 
 META_SUFFIX = ".meta.json"
+TEMP_PREFIX = ".tmp-"  # a write in progress; left behind only by a killed process
 _WHAT_TO_DO = (
     "free space or fix permissions there, then run again (the checkpoint did not move past "
     "this object, so nothing is lost)"
@@ -55,7 +57,7 @@ def _fsync_dir(path: Path) -> None:
 def _temp_file(path: Path, fill: Callable[[IO[bytes]], object]) -> Path:
     """A fsynced temporary file beside ``path`` holding what ``fill`` wrote."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TEMP_PREFIX, suffix=path.suffix)
     try:
         with os.fdopen(fd, "wb") as handle:
             fill(handle)
@@ -268,6 +270,24 @@ class LocalArchiveStore:
                 )
             ):
                 yield f"{folder}/{entry.name}/" if folder else f"{entry.name}/"
+
+    def leftover_temp_files(self, prefix: str) -> Iterator[tuple[str, float]]:
+        """Temporary files of interrupted writes under ``prefix`` (never followed links)."""
+        if not self.root.exists():
+            return
+        now = time.time()
+        for path in sorted(self.root.rglob(f"{TEMP_PREFIX}*")):
+            if path.is_symlink() or not path.is_file():
+                continue
+            relative = path.relative_to(self.root).as_posix()
+            if relative.startswith(prefix):
+                yield relative, max(0.0, now - path.stat().st_mtime)
+
+    def remove_temp_file(self, path: str) -> None:
+        target = self._path(path)
+        if not target.name.startswith(TEMP_PREFIX):
+            raise StoreError(f"{path} is not a temporary file of this store")
+        target.unlink(missing_ok=True)
 
     def delete(self, key: str) -> None:
         path = self._path(key)

@@ -3,7 +3,8 @@
 Document (JSON, one per org in SSM or the local checkpoint file)::
 
     {"schema_version": 1, "closed_through": "<RFC3339>", "bucket_minutes": 60,
-     "updated_at": "<RFC3339>", "archive": "s3://bucket/prefix"}
+     "updated_at": "<RFC3339>", "archive": "s3://bucket/prefix",
+     "archived_from": "<RFC3339>"}
 
 ``closed_through`` means: every bucket ending at or before it is final in the archive (or lies
 before the first run's backfill start). It only ever moves forward, and only after every object
@@ -14,6 +15,10 @@ of the buckets it covers was written.
 checkpoint path would start at the old archive's position and never backfill. The field is
 optional within schema 1 (an additive change older readers ignore): a document without it is
 accepted and gains it on the next save.
+
+``archived_from`` is the backfill start the first run pinned: where the archive begins. Sealing
+writes manifests only for days from there on (a manifest for a day nobody archived would vouch
+for nothing). Optional like ``archive``; kept by every later save.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ class Checkpoint:
     updated_at_ns: int
     schema_version: int = CHECKPOINT_SCHEMA_VERSION
     archive: str | None = None
+    archived_from_ns: int | None = None
 
     @property
     def bucket_ns(self) -> int:
@@ -61,6 +67,8 @@ class Checkpoint:
         }
         if self.archive is not None:
             document["archive"] = self.archive
+        if self.archived_from_ns is not None:
+            document["archived_from"] = format_timestamp_ns(self.archived_from_ns)
         return document
 
     @classmethod
@@ -90,6 +98,7 @@ class Checkpoint:
         closed_through = _timestamp(document, "closed_through", org_id=org_id, required=True)
         assert closed_through is not None  # required=True never returns None
         updated_at = _timestamp(document, "updated_at", org_id=org_id, required=False)
+        archived_from = _timestamp(document, "archived_from", org_id=org_id, required=False)
         archive = document.get("archive")
         if archive is not None and (not isinstance(archive, str) or not archive):
             raise CheckpointError(
@@ -107,6 +116,7 @@ class Checkpoint:
             updated_at_ns=closed_through if updated_at is None else updated_at,
             schema_version=version,
             archive=archive,
+            archived_from_ns=archived_from,
         )
 
 
@@ -191,4 +201,6 @@ def save_checkpoint(store: CheckpointStore, org_id: str, checkpoint: Checkpoint)
         if checkpoint.archive is None and stored.archive is not None:
             # A caller that does not know the archive must not erase what a run recorded.
             checkpoint = replace(checkpoint, archive=stored.archive)
+        if checkpoint.archived_from_ns is None and stored.archived_from_ns is not None:
+            checkpoint = replace(checkpoint, archived_from_ns=stored.archived_from_ns)
     store.save(org_id, checkpoint.to_document())

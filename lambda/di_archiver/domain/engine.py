@@ -29,6 +29,7 @@ checkpoint) is recorded in the report and the others still run; the run then rai
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import os
 import time
@@ -555,9 +556,11 @@ class ArchiveEngine:
         now = progress.now_ns = self._clock()
         checkpoint = self._load(org_id, now)
         if checkpoint is None:
-            # Pin the backfill start so a first run that stops early resumes exactly there.
+            # Pin the backfill start so a first run that stops early resumes exactly there; it
+            # is also where the archive begins (sealing vouches only for days from there on).
             start = align_down(now - config.lookback_ns, config.bucket_ns)
-            save_checkpoint(self._checkpoints, org_id, self._checkpoint(start))
+            pinned = dataclasses.replace(self._checkpoint(start), archived_from_ns=start)
+            save_checkpoint(self._checkpoints, org_id, pinned)
         else:
             start = progress.before_ns = checkpoint.closed_through_ns
         progress.saved_ns = progress.closed_through_ns = progress.covered_ns = start

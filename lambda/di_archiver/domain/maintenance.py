@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from di_archiver.domain.counting import ExactCounter
-from di_archiver.domain.ports import ArchiveStore, CheckpointStore, EventSource
+from di_archiver.domain.ports import ArchiveStore, CheckpointStore, EventSource, TempFileStore
 from di_archiver.domain.reconcile import BucketSnapshotter, DayCheck, DayWindow, Reconciler
 from di_archiver.domain.seal import (
     DaySealer,
@@ -51,6 +51,9 @@ RECONCILE_CURSOR_KEY = "0" * 24
 Shaped like an org id because the SSM store accepts nothing else, yet never a real one: JumpCloud
 org ids are ObjectIds whose first eight hex digits are their creation time (zero is 1970).
 """
+
+TEMP_FILE_MAX_AGE_S = 3600.0
+"""A temporary file older than this is a killed write's leftover, not a write in progress."""
 
 CURSOR_SCHEMA_VERSION = 1
 CURSOR_SAVE_EVERY = 20
@@ -85,6 +88,7 @@ class OrgMaintenance:
 class MaintenanceReport:
     orgs: tuple[OrgMaintenance, ...] = field(default_factory=tuple)
     stopped_early: bool = False
+    temp_files_removed: tuple[str, ...] = ()
 
     @property
     def days_sealed(self) -> int:
@@ -231,6 +235,7 @@ def maintain(
         progress.error_type, progress.error = describe_failure(exc)
         observer.on_warning("maintenance failed", org_id=progress.org_id, error=progress.error)
 
+    temp_removed = _remove_stale_temp_files(store, prefix, observer)
     progress: dict[str, _OrgProgress] = {}
     closed: dict[str, tuple[int, int | None]] = {}
     stopped = False
@@ -244,11 +249,16 @@ def maintain(
             if closed_ns is None:
                 org.skipped_reason = "no checkpoint yet"
                 continue
-            org.sealed.extend(sealer.seal_org(org_id, closed_ns, should_stop=should_stop))
+            archived_from = checkpoint_archived_from(checkpoints, org_id)
+            org.sealed.extend(
+                sealer.seal_org(
+                    org_id, closed_ns, archived_from=archived_from, should_stop=should_stop
+                )
+            )
         except Exception as exc:  # one org's failure must not block the others
             fail(org, exc)
             continue
-        closed[org_id] = (closed_ns, checkpoint_archived_from(checkpoints, org_id))
+        closed[org_id] = (closed_ns, archived_from)
 
     if reconcile and source is not None and snapshotter is not None and not stopped:
         stopped = _reconcile_phase(
@@ -270,8 +280,26 @@ def maintain(
             clock=clock,
         )
     return MaintenanceReport(
-        tuple(p.freeze() for p in progress.values()), stopped_early=stopped or should_stop()
+        tuple(p.freeze() for p in progress.values()),
+        stopped_early=stopped or should_stop(),
+        temp_files_removed=temp_removed,
     )
+
+
+def _remove_stale_temp_files(
+    store: ArchiveStore, prefix: str, observer: MaintenanceObserver
+) -> tuple[str, ...]:
+    """Delete temporary files that killed writes left behind (``verify`` reports them)."""
+    if not isinstance(store, TempFileStore):
+        return ()
+    root = prefix.strip("/") + "/" if prefix.strip("/") else ""
+    removed = []
+    for path, age_s in list(store.leftover_temp_files(root)):
+        if age_s >= TEMP_FILE_MAX_AGE_S:
+            store.remove_temp_file(path)
+            removed.append(path)
+            observer.on_warning("removed the temporary file of an interrupted write", path=path)
+    return tuple(removed)
 
 
 def _reconcile_phase(

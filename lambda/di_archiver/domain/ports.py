@@ -73,6 +73,21 @@ class ObjectLockProbe(Protocol):
         """Whether S3 Object Lock is enabled on the bucket (a StoreError if unreadable)."""
 
 
+@runtime_checkable
+class TempFileStore(Protocol):
+    """Optional extension of :class:`ArchiveStore`: a store whose writes use temporary files.
+
+    A process killed mid-write (SIGKILL, power loss) leaves its temporary file behind; it is
+    never archive data, but it should not sit there unnoticed.
+    """
+
+    def leftover_temp_files(self, prefix: str) -> Iterator[tuple[str, float]]:
+        """``(path relative to the store root, age in seconds)`` of each temporary file."""
+
+    def remove_temp_file(self, path: str) -> None:
+        """Delete one temporary file named by :meth:`leftover_temp_files`."""
+
+
 def child_prefixes(store: ArchiveStore, prefix: str) -> list[str]:
     """One level of the key tree under ``prefix``, sorted; falls back to a full listing."""
     if isinstance(store, PrefixListingStore):

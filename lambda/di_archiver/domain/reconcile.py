@@ -308,7 +308,7 @@ class Reconciler:
         if short and sealed:
             # Into the sealed day at once: the repair is visible after this one pass, and the
             # staged bucket objects never sit beside the day as duplicates.
-            self.sealer.seal_day(org_id, window.day)
+            self.sealer.seal_day(org_id, window.day, archived_from=window.start_ns)
         after_by_bucket = per_bucket
         if short:
             state = self._state(org_id, refresh=True)

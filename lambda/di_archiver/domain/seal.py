@@ -77,14 +77,19 @@ from di_archiver.layout import (
     certificate_key,
     day_of_ns,
     day_start_ns,
+    late_root,
     manifest_key,
     org_prefix,
+    parse_late_key,
     parse_object_key,
     sealed_day_key,
 )
 from di_archiver.timestamps import NS_PER_MS, format_timestamp_ns, parse_timestamp_ns
 
 LockMode = Literal["GOVERNANCE", "COMPLIANCE"]
+
+COVERAGE_FIELD = "coverage"
+"""Manifest field ``{"from": ts, "to": ts}``: the part of the day the archive covered."""
 
 # A sealed day is compressed into a spool that moves to /tmp beyond this size, so memory stays
 # bounded by the largest of zlib's window, one line, and this buffer, never by the day.
@@ -306,6 +311,14 @@ def list_org_objects(store: ArchiveStore, prefix: str, org_id: str) -> OrgObject
             grouped.sealed.setdefault(parsed.day, {})[parsed.service] = stored
         else:
             grouped.buckets.setdefault(parsed.day, []).append((parsed, stored))
+    for stored in store.list(late_root(prefix, org_id)):
+        try:
+            parsed = parse_late_key(stored.key)
+        except LayoutError:
+            continue
+        if parsed.org_id == org_id and parsed.prefix == prefix.strip("/"):
+            # Staged buckets of a sealed day: merged (and deleted) by its next seal.
+            grouped.buckets.setdefault(parsed.day, []).append((parsed, stored))
     return grouped
 
 
@@ -347,7 +360,7 @@ def merge_day(
     return encode_lines([*kept, *fresh], level=ARCHIVAL_LEVEL)
 
 
-_SEALED, _BUCKET = 0, 1
+_SEALED, _BUCKET, _STAGED = 0, 1, 2
 
 
 def _ranked(lines: Iterable[bytes], rank: int, name: str) -> Iterator[tuple[SortKey, int]]:
@@ -365,9 +378,11 @@ def _ranked(lines: Iterable[bytes], rank: int, name: str) -> Iterator[tuple[Sort
 
 
 def _resolve_group(group: list[tuple[SortKey, int]]) -> Iterator[tuple[SortKey, bytes]]:
-    fresh = any(rank == _BUCKET for _, rank in group)
+    # The newest kind of input is authoritative for an event: a staged bucket (written after
+    # the seal, from the bucket and sealed lines it saw) over a bucket over the sealed day.
+    top = max(rank for _, rank in group)
     for key, rank in group:
-        if rank == _BUCKET or not fresh:
+        if rank == top:
             yield key, key[2]
 
 
@@ -376,16 +391,22 @@ def merge_sorted_streams(
     bucket_lines: Sequence[Iterable[bytes]],
     *,
     names: Sequence[str] = (),
+    staged: Sequence[bool] = (),
 ) -> Iterator[tuple[SortKey, bytes]]:
     """:func:`merge_day`'s rule over already sorted inputs, lazily (k-way merge).
 
     Lines sharing ``(timestamp, id)`` arrive together; if any of them comes from a bucket,
-    the sealed ones are dropped (the bucket is authoritative). Exact duplicates are left to
+    the sealed ones are dropped (the bucket is authoritative; a ``staged`` bucket is over a plain
+    one). Exact duplicates are left to
     :class:`~di_archiver.archive_format.StreamEncoder`, which drops them and counts collisions.
     """
     streams = [_ranked(sealed_lines, _SEALED, "the sealed day object")] if sealed_lines else []
     streams += [
-        _ranked(lines, _BUCKET, names[i] if i < len(names) else f"bucket object {i}")
+        _ranked(
+            lines,
+            _STAGED if i < len(staged) and staged[i] else _BUCKET,
+            names[i] if i < len(names) else f"bucket object {i}",
+        )
         for i, lines in enumerate(bucket_lines)
     ]
     group: list[tuple[SortKey, int]] = []
@@ -581,14 +602,29 @@ class DaySealer:
     # -- sealing -----------------------------------------------------------------------------
 
     def sealable_days(
-        self, org_id: str, closed_through: int, objects: OrgObjects, manifest_days: Sequence[date]
+        self,
+        org_id: str,
+        closed_through: int,
+        objects: OrgObjects,
+        manifest_days: Sequence[date],
+        *,
+        archived_from: int | None = None,
     ) -> list[date]:
-        """Closed days that need a (re-)seal: no manifest yet, or bucket objects left over."""
+        """Closed days that need a (re-)seal: no manifest yet, or bucket objects left over.
+
+        Only days the archive covered get a manifest: from the checkpoint's backfill start
+        (``archived_from``) on, every day (empty ones too, so the chain has no holes); without
+        it (older checkpoints), from the first day holding objects or a manifest. A manifest
+        vouching for a day nobody archived would be a false statement in the chain.
+        """
         last_closed = day_of_ns(closed_through) - timedelta(days=1)
         with_data = sorted(objects.days)
-        starts = [d for d in (with_data[:1] + list(manifest_days[:1])) if d <= last_closed]
+        covered = [day_of_ns(archived_from)] if archived_from is not None else []
+        starts = [
+            d for d in (with_data[:1] + list(manifest_days[:1]) + covered) if d <= last_closed
+        ]
         if not starts:
-            return [last_closed] if not manifest_days and closed_through > 0 else []
+            return []
         have = set(manifest_days)
         first = min(starts)
         days = []
@@ -611,6 +647,7 @@ class DaySealer:
         org_id: str,
         closed_through_ns: int,
         *,
+        archived_from: int | None = None,
         should_stop: Callable[[], bool] | None = None,
     ) -> list[SealResult]:
         """Seal every sealable day of ``org_id`` in ascending order.
@@ -622,11 +659,13 @@ class DaySealer:
         objects = list_org_objects(self.store, self.prefix, org_id)
         manifest_days, certified = list_sealed_days(self.store, self.prefix, org_id)
         results = []
-        sealable = self.sealable_days(org_id, closed_through_ns, objects, manifest_days)
+        sealable = self.sealable_days(
+            org_id, closed_through_ns, objects, manifest_days, archived_from=archived_from
+        )
         for day in sealable:
             if should_stop is not None and should_stop():
                 break
-            results.append(self.seal_day(org_id, day, objects=objects))
+            results.append(self.seal_day(org_id, day, objects=objects, archived_from=archived_from))
             manifest_days = sorted({*manifest_days, day})
         if self.signer is not None and not (should_stop is not None and should_stop()):
             # Manifests sealed before signing was configured, or whose certificate write was
@@ -634,13 +673,30 @@ class DaySealer:
             self.certify_days(org_id, set(manifest_days) - certified - set(sealable))
         return results
 
-    def seal_day(self, org_id: str, day: date, *, objects: OrgObjects | None = None) -> SealResult:
-        """Merge the day's objects into sealed objects, write its manifest, drop its buckets."""
+    def seal_day(
+        self,
+        org_id: str,
+        day: date,
+        *,
+        objects: OrgObjects | None = None,
+        archived_from: int | None = None,
+    ) -> SealResult:
+        """Merge the day's objects into sealed objects, write its manifest, drop its buckets.
+
+        The manifest's ``coverage`` says which part of the day was archived (``from`` is later
+        than midnight only on the day the backfill started); ``di_count`` counts that part.
+        """
         if objects is None:
             objects = list_org_objects(self.store, self.prefix, org_id)
         manifest_days = list_manifest_days(self.store, self.prefix, org_id)
         existing = self.load_manifest(org_id, day)
         start_ns, end_ns = day_bounds(day)
+        if archived_from is not None and start_ns < archived_from < end_ns:
+            start_ns = archived_from
+        if existing is not None:
+            # Coverage only grows: a later backfill start (a deleted checkpoint) does not
+            # un-archive what an earlier run covered.
+            start_ns = min(start_ns, _coverage_start(existing[0], default=start_ns))
         di_count = None
         if self.counter is not None:
             di_count = self.counter.count(org_id, start_ns, end_ns)
@@ -688,6 +744,7 @@ class DaySealer:
             org_id=org_id,
             day=day,
             entries=tuple(entries),
+            coverage=(start_ns, end_ns),
             di_count=di_count,
             existing=existing,
             manifest_days=manifest_days,
@@ -744,7 +801,10 @@ class DaySealer:
                     readers[bucket_key] = LineReader(stream)
             encoder = StreamEncoder(spool, level=ARCHIVAL_LEVEL)
             for sort_key_, line in merge_sorted_streams(
-                sealed_reader, list(readers.values()), names=list(readers)
+                sealed_reader,
+                list(readers.values()),
+                names=list(readers),
+                staged=[_is_staged(k) for k in readers],
             ):
                 encoder.add(sort_key_, line)
             merged = encoder.finish()
@@ -828,6 +888,7 @@ class DaySealer:
         org_id: str,
         day: date,
         entries: tuple[ManifestObject, ...],
+        coverage: tuple[int, int],
         di_count: int | None,
         existing: tuple[Manifest, bytes] | None,
         manifest_days: Sequence[date],
@@ -835,9 +896,17 @@ class DaySealer:
         buckets: Mapping[str, Sequence[tuple[ObjectKey, StoredObject]]],
     ) -> tuple[Manifest, bool, bool]:
         previous_sha = self._previous_sha(org_id, day, manifest_days)
+        covered = {
+            "from": format_timestamp_ns(coverage[0]),
+            "to": format_timestamp_ns(coverage[1]),
+        }
         if existing is not None:
             old = existing[0]
-            if old.objects == entries and old.previous_manifest_sha256 == previous_sha:
+            if (
+                old.objects == entries
+                and old.previous_manifest_sha256 == previous_sha
+                and old.extra.get(COVERAGE_FIELD, covered) == covered
+            ):
                 self.ensure_certificate(org_id, day, existing[1])
                 return old, False, False
             repairs = old.repairs
@@ -867,7 +936,7 @@ class DaySealer:
                 previous_manifest_sha256=previous_sha,
                 sealed_at=old.sealed_at,
                 repairs=repairs,
-                extra=old.extra,
+                extra={**old.extra, COVERAGE_FIELD: covered},
             )
             repaired = old.objects != entries
         else:
@@ -878,6 +947,7 @@ class DaySealer:
                 di_count=di_count,
                 previous_manifest_sha256=previous_sha,
                 sealed_at=format_timestamp_ns(now),
+                extra={COVERAGE_FIELD: covered},
             )
             repaired = False
         data = manifest.to_bytes()
@@ -896,6 +966,25 @@ class DaySealer:
             self._relink_after(org_id, day)
             self.store.delete(marker)
         return manifest, True, repaired
+
+
+def _coverage_start(manifest: Manifest, *, default: int) -> int:
+    recorded = manifest.extra.get(COVERAGE_FIELD)
+    if isinstance(recorded, Mapping) and isinstance(recorded.get("from"), str):
+        try:
+            return parse_timestamp_ns(recorded["from"])
+        except ValueError:
+            return default
+    # Sealed before coverage was recorded: those manifests vouched for the whole day.
+    return day_start_ns(manifest.day)
+
+
+def _is_staged(key: str) -> bool:
+    try:
+        parse_late_key(key)
+    except LayoutError:
+        return False
+    return True
 
 
 def _manifest_meta(data: bytes) -> dict[str, str]:

@@ -35,6 +35,7 @@ Rules that protect the archive:
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -54,6 +55,8 @@ from di_archiver.layout import (
     bucket_object_key,
     day_of_ns,
     day_start_ns,
+    late_object_key,
+    manifest_key,
     sealed_day_key,
     service_partition,
 )
@@ -386,8 +389,12 @@ def write_bucket(
 ) -> WriteOutcome:
     """Write one object per service of ``collected``; never remove an archived event.
 
-    ``consult_sealed_day``: the bucket's day may already be sealed, so when a bucket object is
-    absent the sealed day object (if any) is read for this bucket's range.
+    ``consult_sealed_day``: every bucket of the bucket's day is closed, so the day may be
+    sealed already. Then, when the day's manifest exists, the bucket is *staged* (see
+    :func:`~di_archiver.layout.late_object_key`) instead of written beside the sealed day, its
+    content merged with the sealed day's lines of the bucket's range; the next seal merges it
+    into the day. A seal that completes while this bucket is written is caught by a second
+    look at the manifest: the objects just written are moved to the staging area.
     """
     try:
         return _write_bucket(
@@ -411,9 +418,14 @@ def _write_bucket(
 ) -> WriteOutcome:
     written = unchanged = size = events = collisions = revised = 0
     org, start, end = collected.org_id, collected.start_ns, collected.end_ns
+    day = day_of_ns(start)
+    sealed = consult_sealed_day and store.head(manifest_key(prefix, org, day)) is not None
+    placed: list[tuple[str, str]] = []
     for service in sorted(collected.by_service):
         stream = collected.by_service[service]
-        key = bucket_object_key(prefix, org, service, start, end)
+        visible_key = bucket_object_key(prefix, org, service, start, end)
+        staged_key = late_object_key(prefix, org, service, start, end)
+        key = staged_key if sealed else visible_key
         encoded = stream.finish()
         events += encoded.count
         head = store.head(key)
@@ -424,7 +436,7 @@ def _write_bucket(
         if head is not None:
             stored = open_object(store, key)
         elif consult_sealed_day:
-            stored = open_object(store, sealed_day_key(prefix, org, service, day_of_ns(start)))
+            stored = open_object(store, sealed_day_key(prefix, org, service, day))
         body, result, replaced, merged_body = stream.open(), encoded, 0, False
         if stored is not None:
             spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES)  # noqa: SIM115
@@ -450,11 +462,31 @@ def _write_bucket(
         finally:
             if merged_body:
                 body.close()
+        if consult_sealed_day and not sealed:
+            placed.append((visible_key, staged_key))
         written += 1
         size += result.size
         collisions += result.collisions
         revised += replaced
+    if placed and store.head(manifest_key(prefix, org, day)) is not None:
+        # Sealed meanwhile: the day object may already hold these events, so they must not
+        # stay visible beside it. Staged first, then removed: a crash between the two leaves
+        # a copy the next seal merges (bucket lines win), never a loss.
+        for visible_key, staged_key in placed:
+            _move(store, visible_key, staged_key)
     return WriteOutcome(written, unchanged, size, events, collisions, revised)
+
+
+def _move(store: ArchiveStore, source_key: str, target_key: str) -> None:
+    """Copy ``source_key`` to ``target_key`` (content and metadata), then delete it."""
+    head = store.head(source_key)
+    stream = open_object(store, source_key)
+    if head is None or stream is None:
+        return
+    with stream, tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES) as spool:
+        shutil.copyfileobj(stream, spool, 1024 * 1024)
+        put_fileobj(store, target_key, spool, spool.tell(), head.metadata)
+    store.delete(source_key)
 
 
 def day_may_be_sealed(start_ns: int, *, now_ns: int, lag_ns: int, settle_ns: int) -> bool:

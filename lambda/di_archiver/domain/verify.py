@@ -76,6 +76,7 @@ from di_archiver.domain.ports import (
     LinkReportingStore,
     SignatureVerifier,
     StoredObject,
+    TempFileStore,
     child_prefixes,
     open_object,
 )
@@ -85,8 +86,10 @@ from di_archiver.layout import (
     LayoutError,
     ObjectKey,
     certificate_key,
+    late_root,
     manifest_key,
     org_prefix,
+    parse_late_key,
     parse_object_key,
 )
 from di_archiver.timestamps import format_timestamp_ns
@@ -118,6 +121,8 @@ class VerifyReport:
     signatures_checked: int = 0
     signatures_required: bool = False
     chain_heads: dict[str, tuple[date, str]] = field(default_factory=dict)
+    # Buckets staged for sealed days (invisible to queries; the next seal merges them).
+    staged_objects: int = 0
 
     @property
     def ok(self) -> bool:
@@ -246,6 +251,15 @@ def verify_archive(
             report.add(
                 "symlink", key, f"{detail}; links are never followed: replace it with the data"
             )
+    if isinstance(store, TempFileStore):
+        for path, age_s in store.leftover_temp_files(root):
+            report.add(
+                "temp",
+                path,
+                f"temporary file of an interrupted write, {age_s:.0f} s old; it is not archive "
+                "data: maintenance (`di-archiver seal`) removes it once it is an hour old, or "
+                "delete it",
+            )
 
     facts: dict[str, ObjectFacts] = {}
     sealed_by_day: dict[tuple[str, date], set[str]] = {}
@@ -285,6 +299,9 @@ def verify_archive(
         report.events_checked += count
         if object_facts is not None:
             facts[stored.key] = object_facts
+        if parsed.late:
+            report.staged_objects += 1
+            continue
         group = sealed_by_day if parsed.sealed else buckets_by_day
         group.setdefault((parsed.org_id, parsed.day), set()).add(stored.key)
     for org in sorted(manifest_keys if wanted is None else wanted):
@@ -396,7 +413,17 @@ def _full_listing(
     """Every object of the archive (one listing); collects manifest keys on the way."""
     root = f"{prefix}/" if prefix else ""
     m_root = manifests_root(prefix)
+    staged_root = late_root(prefix)
     for stored in store.list(root):
+        if stored.key.startswith(staged_root):
+            try:
+                staged = parse_late_key(stored.key)
+            except LayoutError:
+                report.add("unknown", stored.key, "not a staged archive object key")
+                continue
+            if wanted is None or staged.org_id in wanted:
+                yield stored, staged
+            continue
         if stored.key.startswith(m_root):
             parsed_manifest = parse_manifest_key(prefix, stored.key)
             if parsed_manifest is None:

@@ -49,6 +49,7 @@ def test_first_run_backfills_and_checkpoints_the_closed_buckets(pipeline: bool) 
     assert r.checkpoints.documents[ORG] == {
         "schema_version": 1,
         "closed_through": "2026-05-04T10:00:00Z",
+        "archived_from": "2026-05-04T06:00:00Z",
         "bucket_minutes": 60,
         "updated_at": "2026-05-04T12:00:00Z",
     }
