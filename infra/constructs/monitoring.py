@@ -86,6 +86,12 @@ class Monitoring(Construct):
             "Sealing or reconciling a day failed.",
         )
         self._alarm(
+            "ReconcileFindings",
+            metric(Metric.RECONCILE_FINDINGS),
+            "Reconcile left a day whose archive and DI counts disagree (still short, or DI "
+            "counts fewer events than the archive holds).",
+        )
+        self._alarm(
             "VerifyFindings",
             metric(Metric.VERIFY_FINDINGS),
             "Verification found missing, extra or altered archive content.",

@@ -81,6 +81,8 @@ def run_use_case(
         maintained = app.maintain(settings, runtime.maintenance_ports, remaining_seconds=remaining)
         telemetry.emit_maintenance(maintained)
         maintained.raise_for_failures()
+        # A day still short after the repair must alarm, not pass as a successful run.
+        maintained.raise_for_findings()
         return app.maintenance_summary(maintained)
     verified = app.verify(
         runtime.store, prefix=settings.archive_prefix, org_ids=settings.org_ids, last_days=call.days

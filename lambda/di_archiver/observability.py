@@ -24,6 +24,7 @@ class Metric(StrEnum):
     MAINTENANCE_FAILED = "MaintenanceFailed"
     VERIFY_FINDINGS = "VerifyFindings"
     ORGS_DISPATCHED = "OrgsDispatched"
+    RECONCILE_FINDINGS = "ReconcileFindings"
 
 
 class Mode(StrEnum):

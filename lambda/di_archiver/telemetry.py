@@ -187,11 +187,15 @@ def emit_maintenance(report: Any) -> None:
     metrics.add_metric(
         name=Metric.MAINTENANCE_FAILED, unit=MetricUnit.Count, value=len(report.failures)
     )
+    metrics.add_metric(
+        name=Metric.RECONCILE_FINDINGS, unit=MetricUnit.Count, value=len(report.findings)
+    )
     for org in report.orgs:
         for check in org.checks:
             if check.status != "ok":
-                logger.info(
-                    "day reconciled",
+                log = logger.warning if check.finding else logger.info
+                log(
+                    "reconcile finding" if check.finding else "day reconciled",
                     extra={
                         "org": mask_org_id(org.org_id),
                         "day": check.day.isoformat(),
@@ -199,6 +203,16 @@ def emit_maintenance(report: Any) -> None:
                         "di_count": check.di_count,
                         "archived_before": check.archived_before,
                         "archived_after": check.archived_after,
+                        "buckets": [
+                            {
+                                "bucket": b.name,
+                                "status": b.status,
+                                "di_count": b.di_count,
+                                "archived_before": b.archived_before,
+                                "archived_after": b.archived_after,
+                            }
+                            for b in check.buckets
+                        ],
                     },
                 )
 

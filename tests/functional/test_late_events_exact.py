@@ -22,6 +22,7 @@ from di_archiver.adapters.di_client import DIClient
 from di_archiver.adapters.local_store import FileCheckpointStore, LocalArchiveStore
 from di_archiver.adapters.retry import RetryPolicy
 from di_archiver.archive_format import decode_lines
+from di_archiver.cli import main
 from di_archiver.domain.engine import ArchiveEngine, EngineConfig
 from di_archiver.domain.maintenance import MaintenanceReport, maintain
 from di_archiver.domain.verify import verify_archive
@@ -280,3 +281,40 @@ def test_deleting_the_checkpoint_or_resnapshotting_a_sealed_day_never_shows_an_e
         sim, NOW - 4 * DAY, through
     )
     assert assert_each_event_visible_once(archive) == sum(visible_archive(store, 0, 2**62).values())
+
+
+def test_reconcile_names_each_differing_bucket_and_exits_one_on_a_finding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given an org archived and reconciled through the CLI against a live simulator
+    sim = Simulator(
+        SimulatorConfig.quiet(
+            seed=5, orgs=(OrgSpec(org_id=DEMO_ORG_ID, event_count=3000),), span_seconds=2 * 86_400.0
+        )
+    )
+    monkeypatch.setenv("DI_KEY", DEMO_API_KEY)
+    archive = tmp_path / "cli-archive"
+    with sim.serve(port=0) as server:
+        common = ["--org-id", DEMO_ORG_ID, "--archive", str(archive), "--base-url",
+                  server.base_url, "--api-key-env", "DI_KEY"]  # fmt: skip
+        assert main(["run", *common, "--lookback-days", "2"]) == 0
+        assert main(["reconcile", *common]) == 0
+        capsys.readouterr()
+        # When DI no longer returns two events of yesterday's 10:00 hour (DI lost them)
+        yesterday = sim.clock.now_ns() // DAY * DAY - DAY
+        corpus = sim.corpus(DEMO_ORG_ID)
+        gone = rows_between(corpus, yesterday + 10 * HOUR, yesterday + 11 * HOUR)[:2]
+        index_late(corpus, gone, 2**62)
+        code = main(["reconcile", *common])
+    out = capsys.readouterr().out
+
+    # Then reconcile exits 1 and names the day and the bucket with both counts; nothing deleted
+    assert code == 1
+    finding = next(line for line in out.splitlines() if line.startswith("FINDING "))
+    assert (
+        f"day {datetime.fromtimestamp(yesterday // NS_PER_SECOND, UTC).date()}: di_lower" in finding
+    )
+    assert "1000-1100 DI " in finding
+    held = int(finding.split("1000-1100 DI ")[1].split()[0])
+    assert f"1000-1100 DI {held} archive {held + 2}->{held + 2} (di_lower)" in finding
+    assert "reconcile finding(s)" in out

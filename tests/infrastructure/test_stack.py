@@ -308,7 +308,7 @@ def test_alarms_cover_failures_staleness_and_missed_runs(default: Synthesised) -
     alarms = list(default.resources("AWS::CloudWatch::Alarm").values())
     by_metric = {a["Properties"].get("MetricName"): a["Properties"] for a in alarms}
     for name in ("Errors", "RunFailed", "ApiErrors", "MaintenanceFailed", "VerifyFindings",
-                 "ApproximateNumberOfMessagesVisible"):  # fmt: skip
+                 "ReconcileFindings", "ApproximateNumberOfMessagesVisible"):  # fmt: skip
         assert by_metric[name]["ComparisonOperator"] == "GreaterThanThreshold"
         assert by_metric[name]["Threshold"] == 0
     freshness = by_metric["FreshnessLagSeconds"]

@@ -18,7 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 from di_archiver import application
 from di_archiver.commands import run as run_command
-from di_archiver.commands.common import EXIT_FAILURE, EXIT_OK, Progress, emit, flag_vocabulary
+from di_archiver.commands.common import (
+    EXIT_FAILURE,
+    EXIT_FINDINGS,
+    EXIT_OK,
+    Progress,
+    emit,
+    flag_vocabulary,
+)
 from di_archiver.commands.run import (
     add_destination_arguments,
     add_di_arguments,
@@ -129,9 +136,39 @@ def report_document(report: MaintenanceReport, observer: CollectingObserver) -> 
         }
         for org in report.orgs
     ]
+    reconciled = [
+        {
+            "org_id": check.org_id,
+            "day": check.day.isoformat(),
+            "status": check.status,
+            "finding": check.finding,
+            "sealed": check.sealed,
+            "di_count": check.di_count,
+            "archived_before": check.archived_before,
+            "archived_after": check.archived_after,
+            "buckets": [
+                {
+                    "bucket": b.name,
+                    "status": b.status,
+                    "di_count": b.di_count,
+                    "archived_before": b.archived_before,
+                    "archived_after": b.archived_after,
+                    "resnapshotted": b.resnapshotted,
+                }
+                for b in check.buckets
+            ],
+            "line": check.describe(),
+        }
+        for org in report.orgs
+        for check in org.checks
+        if check.status != "ok"
+    ]
     return {
-        "ok": not report.failures,
+        "ok": not report.failures and not report.findings,
         "orgs": orgs,
+        "reconciled": reconciled,
+        "findings": [item["line"] for item in reconciled if item["finding"]],
+        "temp_files_removed": list(report.temp_files_removed),
         "days": observer.days,
         "warnings": observer.warnings,
         "stopped_early": report.stopped_early,
@@ -143,11 +180,19 @@ def report_lines(document: dict[str, Any]) -> list[str]:
     for day in document["days"]:
         if day["action"] == "sealed":
             lines.append(f"sealed {day['org_id']} {day['day']}: {day['events']} events")
+        elif day["di_count"] is not None and day["di_count"] > day["events"]:
+            # Re-sealed, yet still short of DI: never worded as a success.
+            lines.append(
+                f"re-sealed {day['org_id']} {day['day']}: now {day['events']} events, "
+                f"DI counts {day['di_count']}: still short"
+            )
         else:
             lines.append(
                 f"repaired {day['org_id']} {day['day']}: now {day['events']} events "
                 f"(DI counts {day['di_count']})"
             )
+    for item in document["reconciled"]:
+        lines.append(("FINDING " if item["finding"] else "reconciled ") + item["line"])
     for org in document["orgs"]:
         if org["skipped"]:
             lines.append(f"org {org['org_id']}: skipped ({org['skipped']})")
@@ -160,11 +205,16 @@ def report_lines(document: dict[str, Any]) -> list[str]:
             )
     if document["stopped_early"]:
         lines.append("stopped early (time budget): run again to continue")
+    if document["findings"]:
+        lines.append(
+            f"{len(document['findings'])} reconcile finding(s): the archive and DI still "
+            "disagree (nothing was deleted); run reconcile again, then investigate"
+        )
     return lines
 
 
 def execute(args: argparse.Namespace, *, reconcile: bool, offline: bool) -> int:
-    """Shared body of ``seal`` and ``reconcile``; exit 3 when an org failed."""
+    """Shared body of ``seal`` and ``reconcile``: exit 3 when an org failed, 1 on findings."""
     settings, secret = build_settings(args, offline=offline)
     store = build_store(settings, endpoint_url=args.endpoint_url)
     # Before any credential is read or object written: a refusal must leave nothing behind.
@@ -189,7 +239,9 @@ def execute(args: argparse.Namespace, *, reconcile: bool, offline: bool) -> int:
             runtime.close()
     document = {"command": args.command, **report_document(report, observer)}
     emit(args, document, report_lines(document))
-    return EXIT_FAILURE if report.failures else EXIT_OK
+    if report.failures:
+        return EXIT_FAILURE
+    return EXIT_FINDINGS if report.findings else EXIT_OK
 
 
 def run(args: argparse.Namespace) -> int:

@@ -42,7 +42,7 @@ from di_archiver.domain.seal import (
     checkpoint_bucket_minutes,
     closed_through_ns,
 )
-from di_archiver.errors import ArchiverError, SettingsError, describe_failure
+from di_archiver.errors import ArchiverError, IntegrityError, SettingsError, describe_failure
 from di_archiver.timestamps import NS_PER_SECOND, format_timestamp_ns
 
 RECONCILE_CURSOR_KEY = "0" * 24
@@ -110,6 +110,14 @@ class MaintenanceReport:
     def findings(self) -> tuple[DayCheck, ...]:
         """Days whose counts still disagree with DI after the repair (a non-zero exit)."""
         return tuple(f for o in self.orgs for f in o.findings)
+
+    def raise_for_findings(self) -> None:
+        """Raise an IntegrityError naming every day reconcile left disagreeing with DI."""
+        if self.findings:
+            raise IntegrityError(
+                f"reconcile left {len(self.findings)} day(s) disagreeing with DI: "
+                + "; ".join(f.describe() for f in self.findings[:20])
+            )
 
     def raise_for_failures(self) -> None:
         """Raise one ArchiverError naming every failed org (messages are secret-free)."""

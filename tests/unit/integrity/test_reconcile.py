@@ -5,11 +5,14 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
 from di_archiver.domain.maintenance import maintain
 from di_archiver.domain.manifest import Manifest
 from di_archiver.domain.reconcile import Reconciler
 from di_archiver.domain.seal import DaySealer, SealResult
 from di_archiver.domain.verify import verify_archive
+from di_archiver.errors import IntegrityError
 from di_archiver.layout import manifest_key
 from tests.unit.integrity.fakes import (
     DAY,
@@ -197,3 +200,46 @@ def test_maintenance_isolates_a_failing_org_and_skips_orgs_without_checkpoint() 
     assert [o.org_id for o in report.failures] == [bad_org]
     assert report.days_sealed == 3
     assert report.orgs[2].skipped_reason == "no checkpoint yet"
+
+
+class HidingSource(FakeSource):
+    """DI counting events its search does not return (a stuck index): never repairable."""
+
+    hidden: int = 0
+
+    def count(self, org_id: str, start_ns: int, end_ns: int) -> int:
+        hour = day_ns(DAY0) + 5 * HOUR
+        extra = self.hidden if start_ns <= hour + HOUR // 2 <= end_ns else 0
+        return super().count(org_id, start_ns, end_ns) + extra
+
+
+def test_a_day_still_short_after_the_reread_is_an_unresolved_finding_not_a_repair() -> None:
+    # Given a sealed archive, then DI counts three events in hour 5 its search never returns
+    source = HidingSource(now=day_ns(DAY0) + 4 * DAY)
+    populate(source, DAY0, 3)
+    store = MemoryStore()
+    engine = FakeEngine(source, store)
+    engine.archive_days(ORG, DAY0, 3)
+    checkpoints = MemoryCheckpoints()
+    checkpoints.close_through(ORG, day_ns(DAY0) + 3 * DAY)
+    run_maintain(source, store, engine, checkpoints)
+    source.hidden = 3
+
+    # When maintenance runs
+    report = run_maintain(source, store, engine, checkpoints)
+
+    # Then the day is "unresolved", a finding naming hour 5 with both counts, never "repaired"
+    (finding,) = report.findings
+    assert finding.status == "unresolved"
+    assert report.days_repaired == 0
+    (bucket,) = finding.buckets
+    assert (bucket.name, bucket.di_count - bucket.archived_after, bucket.status) == (
+        "0500-0600",
+        3,
+        "unresolved",
+    )
+    assert bucket.resnapshotted
+    assert "0500-0600 DI" in finding.describe()
+    # And the Lambda's maintain turns it into an error (the invocation fails and alarms)
+    with pytest.raises(IntegrityError, match="disagreeing with DI"):
+        report.raise_for_findings()
