@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Mapping
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import (
     AliasGenerator,
@@ -118,6 +118,11 @@ class FanOutConfig(BaseModel):
     )
 
 
+DEFAULT_LOCK_DAYS = 2_557  # 7 years, the default retention
+OBJECT_LOCK_OFF = "off"
+LOCK_OFF_REASON_MIN = 20
+
+
 class DeploymentConfig(BaseModel):
     """Everything ``cdk deploy`` needs to know; field aliases are the CDK context keys."""
 
@@ -146,7 +151,12 @@ class DeploymentConfig(BaseModel):
     auth_kind: AuthKind = Field(default=AuthKind.API_KEY, description="Credential type.")
     schedule: str = Field(default="rate(15 minutes)", description="Archive run schedule.")
     maintain_schedule: str = Field(
-        default="cron(30 2 * * ? *)", description="Daily seal + reconcile run (UTC)."
+        default="cron(30 2 * * ? *)", description="Daily seal run of the seal function (UTC)."
+    )
+    reconcile_schedule: str = Field(
+        default="cron(0 2 * * ? *)",
+        description="Daily reconcile run of the archive function (UTC; before the seal run, "
+        "which merges and signs what it re-read).",
     )
     verify_schedule: str = Field(
         default="cron(0 4 ? * SUN *)", description="Weekly verification run (UTC)."
@@ -172,10 +182,21 @@ class DeploymentConfig(BaseModel):
         default_factory=lambda: {StorageClass.STANDARD_IA: 30, StorageClass.GLACIER_IR: 90},
         description="Storage class -> days after creation.",
     )
-    noncurrent_days: int = Field(
-        default=30, ge=1, description="Expire overwritten/deleted versions after this many days."
+    noncurrent_days: int | None = Field(
+        default=None,
+        ge=1,
+        description="Expire overwritten/deleted versions after this many days (default: as long "
+        "as sealed objects are locked, so no sealed version leaves before its retention).",
     )
-    object_lock: ObjectLock | None = Field(default=None, description="Object Lock or null.")
+    object_lock: ObjectLock | Literal["off"] | None = Field(
+        default=None,
+        description="Object Lock of sealed objects, manifests and certificates; default "
+        "GOVERNANCE for the retention period; 'off' needs objectLockOffReason.",
+    )
+    object_lock_off_reason: str | None = Field(
+        default=None,
+        description="Why this deployment runs without Object Lock (required with objectLock=off).",
+    )
     access_logging: bool = Field(default=True, description="S3 server access logging.")
     access_log_retention_days: int = Field(default=365, ge=1, description="Access log expiry.")
     alarm_email: str | None = Field(default=None, description="Alarm notification address.")
@@ -244,7 +265,7 @@ class DeploymentConfig(BaseModel):
             raise ValueError("use a singular unit for 1 ('rate(1 hour)') and plural otherwise")
         return value
 
-    @field_validator("maintain_schedule", "verify_schedule")
+    @field_validator("maintain_schedule", "verify_schedule", "reconcile_schedule")
     @classmethod
     def _cron_or_rate(cls, value: str) -> str:
         if not (_CRON.match(value) or _RATE.match(value)):
@@ -321,15 +342,27 @@ class DeploymentConfig(BaseModel):
                 f"retentionDays ({self.retention_days}) must be greater than the last transition "
                 f"({last} d): raise retentionDays or remove the transition"
             )
-        if self.object_lock is not None:
+        if self.object_lock == OBJECT_LOCK_OFF:
+            reason = (self.object_lock_off_reason or "").strip()
+            if len(reason) < LOCK_OFF_REASON_MIN:
+                raise ValueError(
+                    "objectLock=off leaves sealed days deletable by anyone with s3:DeleteObject: "
+                    "acknowledge it with objectLockOffReason='<why, at least "
+                    f"{LOCK_OFF_REASON_MIN} characters>' (see README, Object Lock)"
+                )
+        elif self.object_lock_off_reason is not None:
+            raise ValueError("objectLockOffReason is only for objectLock=off: remove it")
+        lock = self.lock
+        if lock is not None:
             if not self.versioning:
                 raise ValueError(
-                    "objectLock requires versioning: set versioning=true or objectLock=null"
+                    "Object Lock (on by default) requires versioning: set versioning=true, or "
+                    "objectLock=off with objectLockOffReason"
                 )
-            if self.retention_days is not None and self.retention_days < self.object_lock.days:
+            if self.retention_days is not None and self.retention_days < lock.days:
                 raise ValueError(
                     f"retentionDays ({self.retention_days}) is shorter than objectLock.days "
-                    f"({self.object_lock.days}): locked objects cannot expire earlier; raise "
+                    f"({lock.days}): locked objects cannot expire earlier; raise "
                     "retentionDays or lower objectLock.days"
                 )
         if self.freshness_alarm_seconds is not None:
@@ -352,6 +385,25 @@ class DeploymentConfig(BaseModel):
                 "limit): lower missedRunsAlarmPeriods or shorten schedule"
             )
         return self
+
+    @property
+    def lock(self) -> ObjectLock | None:
+        """The effective Object Lock: GOVERNANCE for the retention period unless turned off."""
+        if self.object_lock == OBJECT_LOCK_OFF:
+            return None
+        if isinstance(self.object_lock, ObjectLock):
+            return self.object_lock
+        return ObjectLock(
+            mode=ObjectLockMode.GOVERNANCE, days=self.retention_days or DEFAULT_LOCK_DAYS
+        )
+
+    @property
+    def noncurrent_version_days(self) -> int:
+        """How long replaced versions stay: by default as long as sealed objects are locked."""
+        if self.noncurrent_days is not None:
+            return self.noncurrent_days
+        lock = self.lock
+        return lock.days if lock is not None else self.retention_days or DEFAULT_LOCK_DAYS
 
     @property
     def schedule_seconds(self) -> int:
@@ -405,9 +457,10 @@ class DeploymentConfig(BaseModel):
             values["kms_key_id"] = kms_key_id
         if self.base_url is not None:
             values["base_url"] = self.base_url
-        if self.object_lock is not None:
-            values["object_lock_mode"] = self.object_lock.mode
-            values["object_lock_days"] = self.object_lock.days
+        lock = self.lock
+        if lock is not None:
+            values["object_lock_mode"] = lock.mode
+            values["object_lock_days"] = lock.days
         try:
             return ArchiverSettings.build(values, source="CDK context")
         except SettingsError as exc:

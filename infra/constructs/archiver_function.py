@@ -1,15 +1,16 @@
-"""The archiver Lambda, its schedules and its dead-letter queue.
+"""One di-archiver Lambda (one duty, its own role and log group), its schedules and DLQ.
 
-Lambda defaults live in ``LAMBDA_DEFAULTS`` and nowhere else. Permissions on the bucket, key,
-secret and parameters are NOT granted here: the stack wires them, so all of them read in one
-place.
+The stack builds three from the same code: the archive function (talks to DI), the seal
+function (seals, signs, publishes heads) and the verify function (reads only). Lambda defaults
+live in ``LAMBDA_DEFAULTS`` and nowhere else. Permissions on the bucket, keys, secret and
+parameters are NOT granted here: the stack wires them, so all of them read in one place.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -107,8 +108,18 @@ MAX_EVENT_AGE = Duration.hours(1)
 DLQ_RETENTION = Duration.days(14)
 
 
+@dataclass(frozen=True, kw_only=True)
+class ScheduleSpec:
+    """One EventBridge Scheduler schedule invoking the function with ``{"mode": mode, ...}``."""
+
+    construct_id: str
+    expression: str
+    mode: Mode
+    options: Mapping[str, object] = field(default_factory=dict)
+
+
 class ArchiverFunction(Construct):
-    """The archiver function (one writer: reserved concurrency 1) and what triggers it."""
+    """One di-archiver function (reserved concurrency 1: one run at a time) and its triggers."""
 
     def __init__(
         self,
@@ -118,28 +129,28 @@ class ArchiverFunction(Construct):
         environment: Mapping[str, str],
         memory_size: int,
         log_retention: logs.RetentionDays,
-        schedule: str,
-        maintain_schedule: str,
-        verify_schedule: str,
-        verify_days: int,
+        schedules: Sequence[ScheduleSpec],
+        description: str,
+        dead_letter_queue: sqs.Queue | None = None,
         code: lambda_.Code | None = None,
-        archive_mode: Mode = Mode.ARCHIVE,
     ) -> None:
         super().__init__(scope, construct_id)
 
-        self.dead_letter_queue = sqs.Queue(
-            self,
-            "DeadLetterQueue",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=DLQ_RETENTION,
-        )
-        Validations.of(self.dead_letter_queue).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions::AwsSolutions-SQS3",
-                reason="This queue is the dead-letter queue (Lambda on-failure, Scheduler DLQ).",
+        if dead_letter_queue is None:
+            dead_letter_queue = sqs.Queue(
+                self,
+                "DeadLetterQueue",
+                encryption=sqs.QueueEncryption.SQS_MANAGED,
+                enforce_ssl=True,
+                retention_period=DLQ_RETENTION,
             )
-        )
+            Validations.of(dead_letter_queue).acknowledge(
+                Acknowledgment(
+                    id="AwsSolutions::AwsSolutions-SQS3",
+                    reason="This queue is the dead-letter queue (Lambda on-failure, Scheduler).",
+                )
+            )
+        self.dead_letter_queue = dead_letter_queue
 
         self.log_group = logs.LogGroup(
             self, "LogGroup", retention=log_retention, removal_policy=RemovalPolicy.DESTROY
@@ -149,7 +160,7 @@ class ArchiverFunction(Construct):
             self,
             "Role",
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description="di-archiver function",
+            description=f"di-archiver: {description}",
         )
         self.log_group.grant_write(self.role)
 
@@ -166,7 +177,7 @@ class ArchiverFunction(Construct):
             retry_attempts=ASYNC_RETRY_ATTEMPTS,
             max_event_age=MAX_EVENT_AGE,
             on_failure=destinations.SqsDestination(self.dead_letter_queue),
-            description="di-archiver: copies JumpCloud Directory Insights events to S3",
+            description=f"di-archiver: {description}",
         )
         Validations.of(self.role).acknowledge(
             Acknowledgment(
@@ -183,7 +194,7 @@ class ArchiverFunction(Construct):
                 "scheduler.amazonaws.com",
                 conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
             ),
-            description="di-archiver: EventBridge Scheduler invokes the archiver",
+            description=f"di-archiver: EventBridge Scheduler invokes the {construct_id} function",
         )
         function_id = stack.get_logical_id(self.function.node.default_child)  # type: ignore[arg-type]
         Validations.of(self.scheduler_role).acknowledge(
@@ -192,14 +203,12 @@ class ArchiverFunction(Construct):
                 reason="Scheduler's Lambda target grants invoke on the function and its versions.",
             )
         )
-        # With fan-out the schedule dispatches (one queued message per org) instead.
-        self.archive_schedule = self._schedule("ArchiveSchedule", schedule, archive_mode)
-        self.verify_schedule = self._schedule(
-            "VerifySchedule", verify_schedule, Mode.VERIFY, days=verify_days
-        )
-        self.maintain_schedule = self._schedule(
-            "MaintainSchedule", maintain_schedule, Mode.MAINTAIN
-        )
+        self.schedules = {
+            spec.construct_id: self._schedule(
+                spec.construct_id, spec.expression, spec.mode, **spec.options
+            )
+            for spec in schedules
+        }
 
     @staticmethod
     def bundled_code() -> lambda_.Code:

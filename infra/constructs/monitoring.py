@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
@@ -44,6 +46,7 @@ class Monitoring(Construct):
         missed_runs_periods: int,
         freshness_threshold_seconds: int,
         alarm_email: str | None,
+        extra_functions: Mapping[str, lambda_.IFunction] | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         # An AWS-managed SNS key cannot grant CloudWatch publish rights; this key can.
@@ -72,6 +75,12 @@ class Monitoring(Construct):
             function.metric_errors(period=ALARM_PERIOD, statistic="Sum"),
             "The archiver function raised an error (see its log group).",
         )
+        for name, extra in (extra_functions or {}).items():
+            self._alarm(
+                f"{name}FunctionErrors",
+                extra.metric_errors(period=ALARM_PERIOD, statistic="Sum"),
+                f"The {name.lower()} function raised an error (see its log group).",
+            )
         self._alarm(
             "RunFailed", metric(Metric.RUN_FAILED), "An archive run failed for at least one org."
         )

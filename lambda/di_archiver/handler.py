@@ -17,8 +17,8 @@ from di_archiver import telemetry
 from di_archiver.errors import IntegrityError, SettingsError
 from di_archiver.invocation import Invocation, parse_invocation
 from di_archiver.observability import Mode
-from di_archiver.settings import ArchiverSettings
-from di_archiver.wiring import build_org_queue, build_runtime
+from di_archiver.settings import ArchiverSettings, Duty
+from di_archiver.wiring import build_org_queue, build_runtime, build_verifier
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -56,15 +56,43 @@ def reset_for_tests() -> None:
     get_settings.cache_clear()
 
 
+# Each deployed function has one duty, and IAM lets its role do exactly that: a mode outside
+# the duty is refused before anything is built, with a message naming the right function.
+DUTY_MODES: dict[Duty, frozenset[Mode]] = {
+    Duty.ALL: frozenset(Mode),
+    Duty.ARCHIVE: frozenset({Mode.ARCHIVE, Mode.RESNAPSHOT, Mode.RECONCILE, Mode.DISPATCH}),
+    Duty.SEAL: frozenset({Mode.MAINTAIN}),
+    Duty.VERIFY: frozenset({Mode.VERIFY}),
+}
+
+
+def check_duty(call: Invocation, settings: ArchiverSettings) -> None:
+    """Refuse a mode this function's role may not run."""
+    if call.mode not in DUTY_MODES[settings.duty]:
+        allowed = ", ".join(sorted(m.value for m in DUTY_MODES[settings.duty]))
+        raise SettingsError(
+            f"mode {call.mode.value!r} does not run on the {settings.duty.value} function "
+            f"(it runs: {allowed}); invoke the function whose role does it"
+        )
+
+
 def run_use_case(
     call: Invocation, settings: ArchiverSettings, runtime: app.Runtime, remaining: Remaining
 ) -> dict[str, Any]:
     """Call the one use case the invocation names, emit its report, return its summary."""
+    check_duty(call, settings)
     if call.mode is Mode.ARCHIVE and call.org_id is not None:
         queue = queue_factory(settings)
         return app.archive_org(
             settings, runtime, call.org_id, queue=queue, remaining_seconds=remaining
         ).summary()
+    if call.mode is Mode.RECONCILE:
+        reconciled = app.maintain(
+            settings, runtime.maintenance_ports, seal=False, remaining_seconds=remaining
+        )
+        telemetry.emit_maintenance(reconciled)
+        reconciled.raise_for_failures()
+        return {**app.maintenance_summary(reconciled), "mode": Mode.RECONCILE.value}
     if call.mode is Mode.ARCHIVE:
         return app.archive(settings, runtime, remaining_seconds=remaining).summary()
     if call.mode is Mode.RESNAPSHOT:
@@ -78,6 +106,11 @@ def run_use_case(
             remaining_seconds=remaining,
         ).summary()
     if call.mode is Mode.MAINTAIN:
+        if runtime.signer is not None:
+            from di_archiver.adapters.heads import LogHeadPublisher  # noqa: PLC0415
+
+            # Besides EventBridge: the function may write its log group, never delete from it.
+            runtime.publishers.append(LogHeadPublisher(telemetry.powertools()[0].info))
         maintained = app.maintain(settings, runtime.maintenance_ports, remaining_seconds=remaining)
         telemetry.emit_maintenance(maintained)
         maintained.raise_for_failures()
@@ -85,7 +118,11 @@ def run_use_case(
         maintained.raise_for_findings()
         return app.maintenance_summary(maintained)
     verified = app.verify(
-        runtime.store, prefix=settings.archive_prefix, org_ids=settings.org_ids, last_days=call.days
+        runtime.store,
+        prefix=settings.archive_prefix,
+        org_ids=settings.org_ids,
+        last_days=call.days,
+        verifier=runtime.verifier or build_verifier(settings),
     )
     telemetry.emit_verify(verified)
     if not verified.ok:
@@ -99,6 +136,7 @@ def handle(event: Any, context: LambdaContext) -> dict[str, Any]:
     try:
         settings = get_settings()
         invocation = parse_invocation(event)
+        check_duty(invocation, settings)
         freshness = invocation.reports_freshness
         if invocation.mode is Mode.DISPATCH:
             # Needs neither the credential nor the archive: only the queue.

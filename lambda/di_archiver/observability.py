@@ -35,3 +35,4 @@ class Mode(StrEnum):
     MAINTAIN = "maintain"  # scheduled daily: seal closed days, then reconcile retention window
     VERIFY = "verify"  # manual or scheduled: verify hashes, counts and the manifest chain
     DISPATCH = "dispatch"  # scheduled (fan-out): enqueue one archive message per org
+    RECONCILE = "reconcile"  # scheduled daily on the DI-facing function: reconcile, never seal

@@ -40,6 +40,20 @@ class AuthKind(StrEnum):
     SERVICE_ACCOUNT = "service_account"
 
 
+class Duty(StrEnum):
+    """Which part of the job this process may do; the deployed functions each have one role.
+
+    ``archive`` talks to DI (archive, resnapshot, reconcile: hourly objects only), ``seal``
+    seals, signs and publishes heads (never talks to DI), ``verify`` only reads. ``all`` is
+    the local CLI and the demo.
+    """
+
+    ALL = "all"
+    ARCHIVE = "archive"
+    SEAL = "seal"
+    VERIFY = "verify"
+
+
 class ObjectLockMode(StrEnum):
     GOVERNANCE = "GOVERNANCE"
     COMPLIANCE = "COMPLIANCE"
@@ -160,6 +174,23 @@ class ArchiverSettings(BaseModel):
             "org there, and an org that ran out of time re-enqueues itself."
         ),
     )
+    duty: Duty = Field(
+        default=Duty.ALL,
+        description="What this process may do (deployed: archive, seal or verify; local: all).",
+    )
+    signing_key_id: str | None = Field(
+        default=None,
+        description="KMS key (SIGN_VERIFY, ECC_NIST_P256) that signs day manifests; verify reads "
+        "its public key.",
+    )
+    signing_key_file: str | None = Field(
+        default=None, description="Local PEM private key that signs day manifests (no KMS)."
+    )
+    head_event_bus: str | None = Field(
+        default=None,
+        description="EventBridge bus that receives each signed day's manifest hash (outside "
+        "the bucket).",
+    )
     time_budget_reserve_seconds: int = Field(
         default=60,
         ge=0,
@@ -213,6 +244,10 @@ class ArchiverSettings(BaseModel):
             raise ValueError("kms_key_id is empty; unset it for SSE-S3")
         if (self.object_lock_mode is None) != (self.object_lock_days is None):
             raise ValueError("set both object_lock_mode and object_lock_days, or neither")
+        if self.signing_key_id is not None and self.signing_key_file is not None:
+            raise ValueError("set signing_key_id (KMS) or signing_key_file (local), not both")
+        if self.duty is Duty.SEAL and self.signing_key_id is None and self.signing_key_file is None:
+            raise ValueError("the seal duty signs every manifest: set signing_key_id")
         if not all(SERVICE_NAME_PATTERN.match(s) for s in self.services if s != ALL_SERVICES):
             raise ValueError("service names must be lower-case identifiers")
         return self

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from di_archiver.application.maintain import object_lock_retention
 from di_archiver.application.runtime import Closeable, Runtime
 from di_archiver.errors import SettingsError
-from di_archiver.settings import ArchiverSettings
+from di_archiver.settings import ArchiverSettings, Duty
 
 if TYPE_CHECKING:
     import httpx
@@ -24,7 +24,14 @@ if TYPE_CHECKING:
     from di_archiver.adapters.di_auth import Credentials
     from di_archiver.application.fanout import OrgQueue
     from di_archiver.domain.engine import ArchiveEngine, RunObserver
-    from di_archiver.domain.ports import ArchiveStore, CheckpointStore, EventSource
+    from di_archiver.domain.ports import (
+        ArchiveStore,
+        CheckpointStore,
+        EventSource,
+        HeadPublisher,
+        SignatureVerifier,
+        Signer,
+    )
 
 
 def build_store(
@@ -110,6 +117,12 @@ def build_runtime(
     from di_archiver.domain.engine import ArchiveEngine, EngineConfig  # noqa: PLC0415
 
     closeables: list[Closeable] = []
+    reads_di = settings.duty in (Duty.ALL, Duty.ARCHIVE)
+    if source is None and not reads_di:
+        from di_archiver.application.status import NoSource  # noqa: PLC0415
+
+        # The seal and verify roles have no DI credential and must never reach DI.
+        source = NoSource()
     if source is None:
         from di_archiver.adapters.di_client import DIClient  # noqa: PLC0415
         from di_archiver.adapters.rate_limit import RateLimiter  # noqa: PLC0415
@@ -155,7 +168,56 @@ def build_runtime(
         store=store,
         checkpoints=checkpoints,
         closeables=closeables,
+        signer=build_signer(settings, endpoint_url=endpoint_url),
+        publishers=build_publishers(settings, endpoint_url=endpoint_url),
+        reads_di=reads_di,
     )
+
+
+def build_signer(settings: ArchiverSettings, *, endpoint_url: str | None = None) -> Signer | None:
+    """The manifest signer the settings name (KMS key or local key file), for sealing roles."""
+    if settings.duty not in (Duty.ALL, Duty.SEAL):
+        return None
+    if settings.signing_key_file is not None:
+        from di_archiver.adapters.signing import LocalKeySigner  # noqa: PLC0415
+
+        return LocalKeySigner.from_pem_file(settings.signing_key_file)
+    if settings.signing_key_id is not None:
+        from di_archiver.adapters.signing import KmsSigner  # noqa: PLC0415
+
+        return KmsSigner(settings.signing_key_id, endpoint_url=endpoint_url)
+    return None
+
+
+def build_publishers(
+    settings: ArchiverSettings, *, endpoint_url: str | None = None
+) -> list[HeadPublisher]:
+    """Where signed heads go outside the bucket: the EventBridge bus, when one is set."""
+    if settings.head_event_bus is None or settings.duty not in (Duty.ALL, Duty.SEAL):
+        return []
+    from di_archiver.adapters.heads import EventBridgeHeadPublisher  # noqa: PLC0415
+
+    return [EventBridgeHeadPublisher(settings.head_event_bus, endpoint_url=endpoint_url)]
+
+
+def build_verifier(
+    settings: ArchiverSettings,
+    *,
+    public_key_file: str | None = None,
+    kms_key_id: str | None = None,
+    endpoint_url: str | None = None,
+) -> SignatureVerifier | None:
+    """The public key that checks certificates: a PEM file, else the KMS key's public half."""
+    from di_archiver.adapters.signing import PublicKeyVerifier, kms_public_key  # noqa: PLC0415
+
+    if public_key_file is not None:
+        return PublicKeyVerifier.from_pem_file(public_key_file)
+    key_id = kms_key_id or settings.signing_key_id
+    if key_id is not None:
+        return kms_public_key(key_id, endpoint_url=endpoint_url)
+    if settings.signing_key_file is not None:
+        return PublicKeyVerifier.from_pem_file(settings.signing_key_file)
+    return None
 
 
 def build_engine(

@@ -65,13 +65,20 @@ BAD_CONTEXTS: list[tuple[dict[str, Any], list[str]]] = [
     ({"verifyDays": 0}, ["verifyDays"]),
     (
         {"objectLock": {"mode": "GOVERNANCE", "days": 30}, "versioning": False},
-        ["objectLock requires versioning", "versioning=true"],
+        ["requires versioning", "versioning=true"],
+    ),
+    ({"versioning": False}, ["Object Lock (on by default) requires versioning"]),
+    ({"objectLock": "off"}, ["objectLockOffReason"]),
+    ({"objectLock": "off", "objectLockOffReason": "short"}, ["at least 20 characters"]),
+    (
+        {"objectLockOffReason": "the archive is a disposable test copy"},
+        ["only for objectLock=off"],
     ),
     (
         {"objectLock": {"mode": "COMPLIANCE", "days": 400}, "retentionDays": 365},
         ["retentionDays (365) is shorter than objectLock.days (400)", "raise retentionDays"],
     ),
-    ({"objectLock": {"mode": "FOREVER", "days": 3}}, ["objectLock.mode"]),
+    ({"objectLock": {"mode": "FOREVER", "days": 3}}, ["objectLock.ObjectLock.mode", "GOVERNANCE"]),
     ({"transitions": {"STANDARD_IA": 10}}, ["transitions", "STANDARD_IA needs at least 30"]),
     ({"transitions": {"ONEZONE_IA": 29}}, ["transitions", "ONEZONE_IA needs at least 30"]),
     (

@@ -36,20 +36,24 @@ def archive_bucket(s: Synthesised) -> dict[str, Any]:
     return buckets[0]
 
 
-def function_policy(s: Synthesised) -> list[dict[str, Any]]:
+def _construct(s: Synthesised, duty: str) -> Any:
+    return {"archive": s.stack.archiver, "seal": s.stack.sealer, "verify": s.stack.verifier}[duty]
+
+
+def function_policy(s: Synthesised, duty: str = "archive") -> list[dict[str, Any]]:
+    """The statements of one function role's policy (archive, seal or verify)."""
+    role_id = s.stack.get_logical_id(_construct(s, duty).role.node.default_child)
     policies = [
         p
         for p in s.resources("AWS::IAM::Policy").values()
-        if any(
-            st.get("Sid") == "ArchiveObjects"
-            for st in p["Properties"]["PolicyDocument"]["Statement"]
-        )
+        if {"Ref": role_id} in p["Properties"]["Roles"]
     ]
     return only(dict(enumerate(policies)))["Properties"]["PolicyDocument"]["Statement"]  # type: ignore[no-any-return]
 
 
-def function_props(s: Synthesised) -> dict[str, Any]:
-    return only(s.resources("AWS::Lambda::Function"))["Properties"]  # type: ignore[no-any-return]
+def function_props(s: Synthesised, duty: str = "archive") -> dict[str, Any]:
+    function_id = s.stack.get_logical_id(_construct(s, duty).function.node.default_child)
+    return s.raw["Resources"][function_id]["Properties"]  # type: ignore[no-any-return]
 
 
 def test_kms_variant_encrypts_with_a_rotating_retained_customer_key(default: Synthesised) -> None:
@@ -67,14 +71,20 @@ def test_kms_variant_encrypts_with_a_rotating_retained_customer_key(default: Syn
     # And the function writes with that key and may use it
     env = function_props(default)["Environment"]["Variables"]
     assert env["DI_ARCHIVER_KMS_KEY_ID"] == {"Fn::GetAtt": [key_ref, "Arn"]}
-    kms = [st for st in function_policy(default) if st.get("Sid") == "ArchiveKey"]
+    kms = [st for st in function_policy(default) if st.get("Sid", "").startswith("ArchiveKey")]
     assert kms == [
         {
-            "Sid": "ArchiveKey",
+            "Sid": "ArchiveKeyRead",
             "Effect": "Allow",
-            "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+            "Action": "kms:Decrypt",
             "Resource": {"Fn::GetAtt": [key_ref, "Arn"]},
-        }
+        },
+        {
+            "Sid": "ArchiveKeyWrite",
+            "Effect": "Allow",
+            "Action": "kms:GenerateDataKey",
+            "Resource": {"Fn::GetAtt": [key_ref, "Arn"]},
+        },
     ]
     # And the credential secret is encrypted with it
     secret = only(default.resources("AWS::SecretsManager::Secret"))
@@ -90,7 +100,11 @@ def test_s3_variant_uses_sse_s3_and_no_archive_key(synth: Synth) -> None:
     ]
     assert rule["ServerSideEncryptionByDefault"] == {"SSEAlgorithm": "AES256"}
     assert "DI_ARCHIVER_KMS_KEY_ID" not in function_props(s)["Environment"]["Variables"]
-    assert not [st for st in function_policy(s) if "kms" in json.dumps(st["Action"])]
+    assert not [
+        st
+        for st in function_policy(s)
+        if "kms" in json.dumps(st["Action"]) and st["Effect"] == "Allow"
+    ]
     assert "ArchiveKeyArn" not in s.raw["Outputs"]
 
 
@@ -160,25 +174,46 @@ def test_no_retention_means_no_expiration(synth: Synth) -> None:
 
 
 def test_object_lock_when_configured(synth: Synth, default: Synthesised) -> None:
-    # Given objectLock on
+    # Given objectLock COMPLIANCE (opt-in)
     s = synth(objectLock={"mode": "COMPLIANCE", "days": 365})
     bucket = archive_bucket(s)["Properties"]
     # Then the bucket has Object Lock, versioning, and no blanket default retention
     assert bucket["ObjectLockEnabled"] is True
     assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
     assert "ObjectLockConfiguration" not in bucket
-    # And the function knows the retention and may set it on its own prefix only
-    env = function_props(s)["Environment"]["Variables"]
+    # And the seal function knows the retention and may set it on its own prefix only
+    env = function_props(s, "seal")["Environment"]["Variables"]
     assert env["DI_ARCHIVER_OBJECT_LOCK_MODE"] == "COMPLIANCE"
     assert env["DI_ARCHIVER_OBJECT_LOCK_DAYS"] == "365"
-    objects = next(st for st in function_policy(s) if st.get("Sid") == "ArchiveObjects")
+    objects = next(st for st in function_policy(s, "seal") if st.get("Sid") == "SealDays")
     assert "s3:PutObjectRetention" in objects["Action"]
-    # And without it (default) none of that exists
-    assert "ObjectLockEnabled" not in archive_bucket(default)["Properties"]
-    default_objects = next(
-        st for st in function_policy(default) if st.get("Sid") == "ArchiveObjects"
+    # And the archive function neither locks nor may set retention
+    assert "DI_ARCHIVER_OBJECT_LOCK_MODE" not in function_props(s)["Environment"]["Variables"]
+    assert "s3:PutObjectRetention" not in json.dumps(
+        [st for st in function_policy(s) if st["Effect"] == "Allow"]
     )
-    assert "s3:PutObjectRetention" not in default_objects["Action"]
+
+
+def test_object_lock_is_governance_for_the_retention_period_by_default(
+    synth: Synth, default: Synthesised
+) -> None:
+    # Given the default context / Then the bucket has Object Lock and sealed objects get
+    # GOVERNANCE retention for the whole retention period
+    assert archive_bucket(default)["Properties"]["ObjectLockEnabled"] is True
+    env = function_props(default, "seal")["Environment"]["Variables"]
+    assert env["DI_ARCHIVER_OBJECT_LOCK_MODE"] == "GOVERNANCE"
+    assert env["DI_ARCHIVER_OBJECT_LOCK_DAYS"] == "2557"
+    # And noncurrent versions (e.g. a sealed day replaced by a repair) stay as long
+    rules = archive_bucket(default)["Properties"]["LifecycleConfiguration"]["Rules"]
+    archive = next(r for r in rules if r.get("Prefix"))
+    assert archive["NoncurrentVersionExpiration"]["NoncurrentDays"] == 2557
+    # And turning it off needs a written reason, and then nothing locks
+    off = synth(objectLock="off", objectLockOffReason="a disposable copy for load tests")
+    assert "ObjectLockEnabled" not in archive_bucket(off)["Properties"]
+    seal_env = function_props(off, "seal")["Environment"]["Variables"]
+    assert "DI_ARCHIVER_OBJECT_LOCK_MODE" not in seal_env
+    seal_objects = next(st for st in function_policy(off, "seal") if st.get("Sid") == "SealDays")
+    assert "s3:PutObjectRetention" not in seal_objects["Action"]
 
 
 def test_access_logging_can_be_turned_off(synth: Synth) -> None:
@@ -193,12 +228,19 @@ def test_iam_is_scoped_to_exact_resources(default: Synthesised) -> None:
     statements = function_policy(default)
     by_sid = {st.get("Sid"): st for st in statements}
     bucket_id = default.stack.get_logical_id(default.stack.archive.bucket.node.default_child)  # type: ignore[arg-type]
-    # Then object access is limited to the archive prefix
-    assert by_sid["ArchiveObjects"]["Action"] == [
-        "s3:AbortMultipartUpload", "s3:DeleteObject", "s3:GetObject", "s3:PutObject",
-    ]  # fmt: skip
-    assert by_sid["ArchiveObjects"]["Resource"] == {
+    # Then the archive function reads the prefix and writes hourly objects only
+    assert by_sid["ReadArchive"]["Action"] == "s3:GetObject"
+    assert by_sid["ReadArchive"]["Resource"] == {
         "Fn::Join": ["", [{"Fn::GetAtt": [bucket_id, "Arn"]}, "/di/*"]]
+    }
+    assert by_sid["WriteHourlyObjects"]["Action"] == [
+        "s3:AbortMultipartUpload", "s3:DeleteObject", "s3:PutObject",
+    ]  # fmt: skip
+    assert by_sid["WriteHourlyObjects"]["Resource"] == {
+        "Fn::Join": [
+            "",
+            [{"Fn::GetAtt": [bucket_id, "Arn"]}, "/di/org=*/svc=*/dt=*/????-????.jsonl.gz"],
+        ]
     }
     assert by_sid["ArchiveListing"]["Resource"] == {"Fn::GetAtt": [bucket_id, "Arn"]}
     # And the secret is readable, not writable, and only that one
@@ -232,16 +274,23 @@ def test_function_runs_with_the_one_set_of_lambda_defaults(default: Synthesised)
     assert props["TracingConfig"] == {"Mode": "Active"}
     assert props["LoggingConfig"]["LogFormat"] == "JSON"
     assert props["ReservedConcurrentExecutions"] == 1
-    log_group = only(default.resources("AWS::Logs::LogGroup"))
-    assert log_group["Properties"]["RetentionInDays"] == 90
+    log_groups = default.resources("AWS::Logs::LogGroup").values()
+    assert [g["Properties"]["RetentionInDays"] for g in log_groups] == [90, 90, 90]
     assert props["LoggingConfig"]["LogGroup"] == {
         "Ref": default.stack.get_logical_id(default.stack.archiver.log_group.node.default_child)
     }  # type: ignore[arg-type]
 
 
-def test_function_environment_is_what_the_runtime_settings_accept(default: Synthesised) -> None:
-    # Given the function's environment, with deploy-time references filled in
-    env = function_props(default)["Environment"]["Variables"]
+@pytest.mark.parametrize("duty", ["archive", "seal", "verify"])
+def test_function_environment_is_what_the_runtime_settings_accept(
+    default: Synthesised, duty: str
+) -> None:
+    # Given each function's environment, with deploy-time references filled in
+    env = function_props(default, duty)["Environment"]["Variables"]
+    # Then it names its duty, and only the DI-facing function knows where the credential is
+    assert env["DI_ARCHIVER_DUTY"] == duty
+    assert ("DI_ARCHIVER_SECRET_ID" in env) is (duty == "archive")
+    assert ("DI_ARCHIVER_SIGNING_KEY_ID" in env) is (duty != "archive")
     concrete = {k: v if isinstance(v, str) else f"resolved-{k.lower()}" for k, v in env.items()}
     # When the runtime reads it exactly as the handler does
     settings = ArchiverSettings.from_env(concrete)
@@ -263,8 +312,10 @@ def test_schedules_invoke_archive_maintain_and_verify_with_a_dead_letter_queue(
 ) -> None:
     schedules = default.resources("AWS::Scheduler::Schedule").values()
     by_input = {json.loads(s["Properties"]["Target"]["Input"])["mode"]: s for s in schedules}
-    assert set(by_input) == {"archive", "maintain", "verify"}
+    assert set(by_input) == {"archive", "reconcile", "maintain", "verify"}
     assert by_input["archive"]["Properties"]["ScheduleExpression"] == "rate(15 minutes)"
+    # Reconcile (archive function) re-reads before the seal function merges and signs
+    assert by_input["reconcile"]["Properties"]["ScheduleExpression"] == "cron(0 2 * * ? *)"
     assert by_input["maintain"]["Properties"]["ScheduleExpression"] == "cron(30 2 * * ? *)"
     # The weekly verify reads a recent window, so it fits one invocation on any archive size
     verify = by_input["verify"]["Properties"]
@@ -278,10 +329,10 @@ def test_schedules_invoke_archive_maintain_and_verify_with_a_dead_letter_queue(
         assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [dlq_id, "Arn"]}}
         assert target["RetryPolicy"]["MaximumRetryAttempts"] == 2
     # And failed asynchronous invocations land in the same queue
-    invoke = only(default.resources("AWS::Lambda::EventInvokeConfig"))["Properties"]
-    assert invoke["DestinationConfig"]["OnFailure"]["Destination"] == {
-        "Fn::GetAtt": [dlq_id, "Arn"]
-    }
+    for invoke in default.resources("AWS::Lambda::EventInvokeConfig").values():
+        assert invoke["Properties"]["DestinationConfig"]["OnFailure"]["Destination"] == {
+            "Fn::GetAtt": [dlq_id, "Arn"]
+        }
     # And the queue is encrypted and TLS-only
     queue = default.raw["Resources"][dlq_id]["Properties"]
     assert queue["SqsManagedSseEnabled"] is True

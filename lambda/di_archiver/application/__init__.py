@@ -22,7 +22,12 @@ from di_archiver.application.maintain import (
 )
 from di_archiver.application.runtime import MaintenancePorts, Runtime
 from di_archiver.application.status import NoSource, status
-from di_archiver.application.verify import count_objects, verify, verify_summary
+from di_archiver.application.verify import (
+    count_objects,
+    parse_expected_head,
+    verify,
+    verify_summary,
+)
 from di_archiver.domain.engine import EngineRunError
 
 __all__ = [
@@ -42,6 +47,7 @@ __all__ = [
     "maintain",
     "maintenance_summary",
     "object_lock_retention",
+    "parse_expected_head",
     "planned_buckets",
     "resnapshot",
     "status",

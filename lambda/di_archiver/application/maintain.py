@@ -50,6 +50,7 @@ def maintain(
     ports: MaintenancePorts,
     *,
     reconcile: bool = True,
+    seal: bool = True,
     observer: MaintenanceObserver | None = None,
     remaining_seconds: Callable[[], float] | None = None,
     clock: Callable[[], int] | None = None,
@@ -57,6 +58,7 @@ def maintain(
     """Seal every configured org's closed days, then reconcile (with a source and snapshotter).
 
     Failures of single orgs are in the report (``raise_for_failures`` turns them into an error).
+    ``seal=False`` reconciles only (the DI-facing role, which may not write sealed days).
     """
     extra: dict[str, Any] = {} if clock is None else {"clock": clock}
     return maintenance.maintain(
@@ -72,6 +74,9 @@ def maintain(
         remaining_seconds=remaining_seconds,
         reserve_seconds=float(settings.time_budget_reserve_seconds),
         reconcile=reconcile,
+        seal=seal,
+        signer=ports.signer,
+        publishers=ports.publishers,
         **extra,
     )
 

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from di_archiver.domain.engine import ArchiveEngine
-    from di_archiver.domain.ports import ArchiveStore, CheckpointStore, EventSource
+    from di_archiver.domain.ports import (
+        ArchiveStore,
+        CheckpointStore,
+        EventSource,
+        HeadPublisher,
+        SignatureVerifier,
+        Signer,
+    )
     from di_archiver.domain.reconcile import BucketSnapshotter
 
 
@@ -23,6 +31,8 @@ class MaintenancePorts:
     checkpoints: CheckpointStore
     source: EventSource | None = None
     snapshotter: BucketSnapshotter | None = None
+    signer: Signer | None = None
+    publishers: Sequence[HeadPublisher] = ()
 
 
 @dataclass
@@ -34,6 +44,10 @@ class Runtime:
     store: ArchiveStore
     checkpoints: CheckpointStore
     closeables: list[Closeable] = field(default_factory=list)
+    signer: Signer | None = None
+    publishers: list[HeadPublisher] = field(default_factory=list)
+    verifier: SignatureVerifier | None = None
+    reads_di: bool = True
 
     def close(self) -> None:
         """Close every owned resource (HTTP connections); safe to call twice."""
@@ -42,7 +56,19 @@ class Runtime:
 
     @property
     def maintenance_ports(self) -> MaintenancePorts:
-        return MaintenancePorts(self.store, self.checkpoints, self.source, self.engine)
+        if not self.reads_di:
+            # The seal role never talks to DI: no counts in its manifests, no reconcile.
+            return MaintenancePorts(
+                self.store, self.checkpoints, signer=self.signer, publishers=self.publishers
+            )
+        return MaintenancePorts(
+            self.store,
+            self.checkpoints,
+            self.source,
+            self.engine,
+            signer=self.signer,
+            publishers=self.publishers,
+        )
 
     def api_stats(self) -> tuple[int, int]:
         """``(retries, absorbed faults)`` the DI client saw; zeros for other sources.

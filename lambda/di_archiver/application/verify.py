@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import IO, Any
 
 from di_archiver.domain.ports import (
     ArchiveStore,
+    LinkReportingStore,
+    SignatureVerifier,
     StoredObject,
     child_prefixes,
     open_object,
 )
-from di_archiver.domain.verify import VerifyReport, verify_archive
+from di_archiver.domain.verify import ExpectedHead, VerifyReport, verify_archive
+from di_archiver.errors import SettingsError
 from di_archiver.layout import OBJECT_SUFFIX
 from di_archiver.observability import Mode
 
@@ -26,6 +29,8 @@ def verify(
     end_day: date | None = None,
     last_days: int | None = None,
     on_object: Callable[[str], None] | None = None,
+    verifier: SignatureVerifier | None = None,
+    expected_heads: Sequence[ExpectedHead] = (),
 ) -> VerifyReport:
     """Verify the selected orgs and days; ``last_days`` starts the window that many days ago.
 
@@ -37,8 +42,30 @@ def verify(
     if last_days is not None:
         start_day = (datetime.now(UTC) - timedelta(days=last_days)).date()
     return verify_archive(
-        store, prefix=prefix, org_ids=org_ids, start_day=start_day, end_day=end_day
+        store,
+        prefix=prefix,
+        org_ids=org_ids,
+        start_day=start_day,
+        end_day=end_day,
+        verifier=verifier,
+        expected_heads=expected_heads,
     )
+
+
+def parse_expected_head(value: str) -> ExpectedHead:
+    """``DAY:SHA256`` or ``ORG:DAY:SHA256`` (a head published when the day was signed)."""
+    parts = value.strip().split(":")
+    org = parts[0] if len(parts) == 3 else None
+    if len(parts) not in (2, 3):
+        raise SettingsError(f"--expect-head must be DAY:SHA256 or ORG:DAY:SHA256, got {value!r}")
+    day_text, sha = parts[-2], parts[-1].lower()
+    try:
+        day = date.fromisoformat(day_text)
+    except ValueError:
+        raise SettingsError(f"--expect-head: {day_text!r} is not a YYYY-MM-DD day") from None
+    if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
+        raise SettingsError("--expect-head: the hash must be 64 hex digits (a SHA-256)")
+    return ExpectedHead(org, day, sha)
 
 
 def verify_summary(report: VerifyReport, *, mask: Any = str) -> dict[str, Any]:
@@ -48,6 +75,7 @@ def verify_summary(report: VerifyReport, *, mask: Any = str) -> dict[str, Any]:
         "objects": report.objects_checked,
         "events": report.events_checked,
         "manifests": report.manifests_checked,
+        "signatures": report.signatures_checked,
         "chain_heads": {
             mask(org): [day.isoformat(), sha] for org, (day, sha) in report.chain_heads.items()
         },
@@ -76,6 +104,12 @@ class ObservedStore:
 
     def list_prefixes(self, prefix: str) -> Iterator[str]:
         return iter(child_prefixes(self._inner, prefix))
+
+    def symlinks(self, prefix: str) -> Iterator[tuple[str, str]]:
+        # Progress must not hide a local archive's links from verify.
+        if isinstance(self._inner, LinkReportingStore):
+            return self._inner.symlinks(prefix)
+        return iter(())
 
     def put(self, key: str, body: bytes, metadata: Mapping[str, str]) -> None:
         raise PermissionError("verify never writes")

@@ -30,7 +30,14 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from di_archiver.domain.counting import ExactCounter
-from di_archiver.domain.ports import ArchiveStore, CheckpointStore, EventSource, TempFileStore
+from di_archiver.domain.ports import (
+    ArchiveStore,
+    CheckpointStore,
+    EventSource,
+    HeadPublisher,
+    Signer,
+    TempFileStore,
+)
 from di_archiver.domain.reconcile import BucketSnapshotter, DayCheck, DayWindow, Reconciler
 from di_archiver.domain.seal import (
     DaySealer,
@@ -214,8 +221,16 @@ def maintain(
     reserve_seconds: float = 60.0,
     reconcile: bool = True,
     counter: ExactCounter | None = None,
+    seal: bool = True,
+    signer: Signer | None = None,
+    publishers: Sequence[HeadPublisher] = (),
 ) -> MaintenanceReport:
     """Seal every org, then (with a source and snapshotter) reconcile from the cursor.
+
+    ``seal=False`` is the DI-facing archive role's pass: it may not write sealed objects or
+    manifests, so it only reconciles, re-snapshotting short buckets into hourly objects that
+    the seal role's next pass merges (and signs). ``signer``/``publishers`` sign and publish
+    every manifest the pass writes.
 
     ``counter`` counts DI exactly; pass one that outlives the call (a warm Lambda's) to keep
     each org's learnt ``end_time`` reading, else one is made over ``source``.
@@ -234,6 +249,8 @@ def maintain(
         retention=retention,
         observer=observer,
         counter=counter,
+        signer=signer,
+        publishers=publishers,
     )
 
     def should_stop() -> bool:
@@ -257,12 +274,13 @@ def maintain(
             if closed_ns is None:
                 org.skipped_reason = "no checkpoint yet"
                 continue
-            archived_from = checkpoint_archived_from(checkpoints, org_id)
-            org.sealed.extend(
-                sealer.seal_org(
-                    org_id, closed_ns, archived_from=archived_from, should_stop=should_stop
+            if seal:
+                archived_from = checkpoint_archived_from(checkpoints, org_id)
+                org.sealed.extend(
+                    sealer.seal_org(
+                        org_id, closed_ns, archived_from=archived_from, should_stop=should_stop
+                    )
                 )
-            )
         except Exception as exc:  # one org's failure must not block the others
             fail(org, exc)
             continue
@@ -282,6 +300,7 @@ def maintain(
                 clock=clock,
                 observer=observer,
                 counter=counter,
+                reseal=seal,
             ),
             should_stop=should_stop,
             fail=fail,

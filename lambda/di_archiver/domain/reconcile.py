@@ -157,6 +157,7 @@ class Reconciler:
         clock: Callable[[], int] = time.time_ns,
         observer: MaintenanceObserver | None = None,
         counter: ExactCounter | None = None,
+        reseal: bool = True,
     ) -> None:
         if bucket_ns <= 0 or NS_PER_DAY % bucket_ns:
             raise SettingsError(f"bucket width must divide a day, got {bucket_ns} ns")
@@ -169,6 +170,9 @@ class Reconciler:
         self.clock = clock
         self.observer = observer or NullMaintenanceObserver()
         self._orgs: dict[str, _OrgState] = {}
+        # False under the DI-facing role, which may not write sealed days: the re-read buckets
+        # wait as hourly objects for the seal role's next pass.
+        self.reseal = reseal
 
     # -- scope ---------------------------------------------------------------------------
 
@@ -305,7 +309,7 @@ class Reconciler:
             short = list(starts)
         for b in short:
             self.snapshotter.snapshot_bucket(org_id, b, b + self.bucket_ns)
-        if short and sealed:
+        if short and sealed and self.reseal:
             # Into the sealed day at once: the repair is visible after this one pass, and the
             # staged bucket objects never sit beside the day as duplicates.
             self.sealer.seal_day(org_id, window.day, archived_from=window.start_ns)
