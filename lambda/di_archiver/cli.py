@@ -32,6 +32,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "di_archiver.commands.seal",
     "di_archiver.commands.reconcile",
     "di_archiver.commands.verify",
+    "di_archiver.commands.keygen",
     "di_archiver.commands.query",
     "di_archiver.simulator.command",
 )

@@ -201,7 +201,7 @@ def build_publishers(
 
 
 def build_verifier(
-    settings: ArchiverSettings,
+    settings: ArchiverSettings | None,
     *,
     public_key_file: str | None = None,
     kms_key_id: str | None = None,
@@ -212,10 +212,10 @@ def build_verifier(
 
     if public_key_file is not None:
         return PublicKeyVerifier.from_pem_file(public_key_file)
-    key_id = kms_key_id or settings.signing_key_id
+    key_id = kms_key_id or (settings.signing_key_id if settings else None)
     if key_id is not None:
         return kms_public_key(key_id, endpoint_url=endpoint_url)
-    if settings.signing_key_file is not None:
+    if settings is not None and settings.signing_key_file is not None:
         return PublicKeyVerifier.from_pem_file(settings.signing_key_file)
     return None
 

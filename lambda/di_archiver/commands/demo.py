@@ -18,14 +18,15 @@ import json
 import shutil
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from di_archiver import application
 from di_archiver.adapters.local_store import LocalArchiveStore
 from di_archiver.adapters.retry import RetryPolicy
+from di_archiver.adapters.signing import LocalKeySigner
 from di_archiver.archive_format import decode_lines, event_timestamp_ns, serialise_event
 from di_archiver.commands.common import DEFAULT_ARCHIVE, EXIT_FINDINGS, EXIT_OK, emit
 from di_archiver.errors import SettingsError
@@ -48,6 +49,7 @@ HELP = "Archive a simulated org into ./di-archive and prove every event is there
 DEFAULT_DIR = DEFAULT_ARCHIVE  # every command's default: query/verify/status find it as is
 # Written into the archive directory by the demo: a rerun removes only a directory it made.
 DEMO_MARKER = ".di-archiver-demo"
+DEMO_SIGNING_KEY = "demo-signing-key.pem"
 # A fixed instant (a bucket boundary) keeps the demo reproducible; the clock only moves on demand.
 DEMO_NOW_NS = 1_778_112_000 * 1_000_000_000  # 2026-05-07T00:00:00Z
 LAG_SECONDS = 300
@@ -87,6 +89,12 @@ class DemoResult:
     reconcile_findings: int = -1
     verify_findings: int = -1
     manifests: int = 0
+    signing_key: Path | None = None
+    key_fingerprint: str = ""
+    manifests_signed: int = 0
+    signatures_checked: int = 0
+    head: tuple[str, str] | None = None
+    head_checked: bool = False
     seconds: float = 0.0
 
     @property
@@ -176,6 +184,15 @@ def run_demo(
         _remove_earlier_demo(directory)
     directory.mkdir(parents=True, exist_ok=True)
     (directory / DEMO_MARKER).write_text("created by di-archiver demo\n", encoding="utf-8")
+    # The demo signs like a deployment, with a local key instead of KMS; it lives beside the
+    # archive prefix (never inside it), and a real deployment keeps it in KMS.
+    key_path = directory / DEMO_SIGNING_KEY
+    signer = (
+        LocalKeySigner.from_pem_file(key_path)
+        if key_path.exists()
+        else LocalKeySigner.generate(key_path)
+    )
+    heads = _HeadRecorder()
     clock = SimulatorClock(now_ns=DEMO_NOW_NS)
     sim = Simulator(
         SimulatorConfig(
@@ -199,11 +216,13 @@ def run_demo(
             "lag_seconds": LAG_SECONDS,
             "settle_seconds": SETTLE_SECONDS,
             "lookback_days": int(days) + 1,
+            "signing_key_file": str(key_path),
         }
     )
     result = DemoResult(
         archive_dir=directory, prefix=settings.archive_prefix, org_ids=settings.org_ids
     )
+    result.signing_key, result.key_fingerprint = key_path, signer.fingerprint
     # Short back-off keeps the demo quick; production keeps the patient default.
     fast_retry = RetryPolicy(max_attempts=10, base_delay=0.02, max_delay=0.2)
     with sim.serve(port=0) as server:
@@ -224,9 +243,8 @@ def run_demo(
             first_pass = _archive_contents(DemoResult(directory, result.prefix, ()), directory)
             clock.advance(ADVANCE_SECONDS)
             application.archive(settings, runtime)
-            maintenance = application.maintain(
-                settings, runtime.maintenance_ports, clock=clock.now_ns
-            )
+            ports = replace(runtime.maintenance_ports, publishers=[heads])
+            maintenance = application.maintain(settings, ports, clock=clock.now_ns)
         finally:
             runtime.close()
         maintenance.raise_for_failures()
@@ -241,9 +259,26 @@ def run_demo(
         )
         result.reconcile_findings = len(maintenance.findings)
         result.api_retries, result.api_errors = runtime.api_stats()
-        verified = application.verify(runtime.store, prefix=settings.archive_prefix)
+        result.manifests_signed = len(heads.heads)
+        newest = heads.newest(org_id)
+        expected_heads = []
+        if newest is not None:
+            result.head = newest
+            expected_heads.append(
+                application.parse_expected_head(f"{org_id}:{newest[0]}:{newest[1]}")
+            )
+        verified = application.verify(
+            runtime.store,
+            prefix=settings.archive_prefix,
+            verifier=signer.verifier(),
+            expected_heads=expected_heads,
+        )
         result.verify_findings = len(verified.findings)
         result.manifests = verified.manifests_checked
+        result.signatures_checked = verified.signatures_checked
+        result.head_checked = bool(expected_heads) and not any(
+            f.kind == "head" for f in verified.findings
+        )
         horizon_ns = clock.now_ns() - LAG_SECONDS * NS_PER_SECOND
         expected = Counter(
             serialise_event(event) for event in sim.visible_events(org_id, 0, horizon_ns)
@@ -260,6 +295,23 @@ def run_demo(
     result.duplicates = sum(count - 1 for count in archived.values() if count > 1)
     result.seconds = time.monotonic() - began
     return result
+
+
+class _HeadRecorder:
+    """The demo's stand-in for EventBridge: remembers every signed head."""
+
+    def __init__(self) -> None:
+        self.heads: list[dict[str, Any]] = []
+
+    def publish(self, head: Mapping[str, Any]) -> None:
+        self.heads.append(dict(head))
+
+    def newest(self, org_id: str) -> tuple[str, str] | None:
+        mine = [h for h in self.heads if h["org"] == org_id]
+        if not mine:
+            return None
+        last = max(mine, key=lambda h: str(h["day"]))
+        return str(last["day"]), str(last["manifest_sha256"])
 
 
 def _ts_ns(line: bytes) -> int:
@@ -292,8 +344,18 @@ def format_result(result: DemoResult) -> list[str]:
     verify_verdict = "PASS" if result.verify_findings == 0 else "FAIL"
     lines.append(
         f"  verify             {verify_verdict}: {max(result.verify_findings, 0)} findings "
-        "(hashes, counts, order, manifest chain)"
+        "(hashes, counts, order, manifest chain, signatures, published head)"
     )
+    lines.append(
+        f"  signatures         {result.manifests_signed} manifests signed with the local key "
+        f"{result.key_fingerprint[:16]}... ({result.signing_key}); "
+        f"{result.signatures_checked} signatures verified with its public key"
+    )
+    if result.head is not None:
+        lines.append(
+            f"  published head     {result.head[0]} sha256 {result.head[1][:16]}... "
+            + ("matches the archive" if result.head_checked else "DOES NOT match the archive")
+        )
     verdict = "PASS" if result.exactly_once else "FAIL"
     lines.append(
         f"  exactly-once check {verdict}: {result.expected_lines} visible events, "
@@ -334,6 +396,14 @@ def result_document(result: DemoResult) -> dict[str, Any]:
             "findings": result.reconcile_findings,
         },
         "manifests": result.manifests,
+        "manifests_signed": result.manifests_signed,
+        "signatures_verified": result.signatures_checked,
+        "signing_key_fingerprint": result.key_fingerprint,
+        "published_head": (
+            {"day": result.head[0], "sha256": result.head[1], "matches": result.head_checked}
+            if result.head is not None
+            else None
+        ),
         "verify_findings": result.verify_findings,
         "exactly_once": {
             "ok": result.exactly_once,

@@ -14,6 +14,7 @@ Object Lock to lock) is refused before anything is written.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from di_archiver import application
@@ -33,7 +34,7 @@ from di_archiver.commands.run import (
     settings_from_args,
 )
 from di_archiver.settings import ArchiverSettings, ObjectLockMode
-from di_archiver.wiring import build_checkpoints, build_runtime, build_store
+from di_archiver.wiring import build_checkpoints, build_runtime, build_signer, build_store
 
 if TYPE_CHECKING:
     from di_archiver.domain.maintenance import MaintenanceReport
@@ -60,6 +61,24 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DAYS",
         help="Object Lock retention in days (with --object-lock-mode), as the deployment sets it.",
     )
+    signing = parser.add_mutually_exclusive_group()
+    signing.add_argument(
+        "--signing-key",
+        metavar="PEM",
+        help="Sign every manifest written with this EC P-256 private key file "
+        "(`di-archiver keygen` makes one; keep it outside the archive).",
+    )
+    signing.add_argument(
+        "--signing-kms-key-id",
+        metavar="ARN",
+        help="Sign every manifest written with this KMS key (SIGN_VERIFY, ECC_NIST_P256).",
+    )
+    parser.add_argument(
+        "--heads-file",
+        metavar="PATH",
+        help="Append each signed day's manifest hash here (keep it outside the archive; "
+        "`verify --expect-head` checks against it).",
+    )
     parser.set_defaults(services=None, lag=None, settle=None, kms_key_id=None, resnapshot=None)
 
 
@@ -74,8 +93,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _lock_values(args: argparse.Namespace) -> dict[str, Any]:
-    values = {"object_lock_mode": args.object_lock_mode, "object_lock_days": args.object_lock_days}
+    values = {
+        "object_lock_mode": args.object_lock_mode,
+        "object_lock_days": args.object_lock_days,
+        "signing_key_file": args.signing_key,
+        "signing_key_id": args.signing_kms_key_id,
+    }
     return {k: v for k, v in values.items() if v is not None}
+
+
+class CountingPublisher:
+    """Counts signed heads and keeps the newest per org (printed as the heads to store)."""
+
+    def __init__(self) -> None:
+        self.signed = 0
+        self.newest: dict[str, tuple[str, str]] = {}
+
+    def publish(self, head: Mapping[str, Any]) -> None:
+        self.signed += 1
+        org, day = str(head["org"]), str(head["day"])
+        if org not in self.newest or day >= self.newest[org][0]:
+            self.newest[org] = (day, str(head["manifest_sha256"]))
 
 
 def build_settings(
@@ -222,11 +260,20 @@ def execute(args: argparse.Namespace, *, reconcile: bool, offline: bool) -> int:
     runtime = (
         None if offline else build_runtime(settings, secret=secret, endpoint_url=args.endpoint_url)
     )
+    signer = build_signer(settings, endpoint_url=args.endpoint_url)
+    counter = CountingPublisher()
+    publishers: list[Any] = [counter]
+    if args.heads_file:
+        from di_archiver.adapters.heads import FileHeadPublisher  # noqa: PLC0415
+
+        publishers.append(FileHeadPublisher(args.heads_file))
     ports = application.MaintenancePorts(
         store=store,
         checkpoints=build_checkpoints(settings, endpoint_url=args.endpoint_url),
         source=runtime.source if runtime else None,
         snapshotter=runtime.engine if runtime else None,
+        signer=signer,
+        publishers=publishers,
     )
     verb = "sealing and reconciling" if reconcile else "sealing"
     progress = Progress(verb, unit="days", enabled=False if args.json else None)
@@ -238,7 +285,24 @@ def execute(args: argparse.Namespace, *, reconcile: bool, offline: bool) -> int:
         if runtime is not None:
             runtime.close()
     document = {"command": args.command, **report_document(report, observer)}
-    emit(args, document, report_lines(document))
+    document["signing"] = {
+        "key": signer.fingerprint if signer is not None else None,
+        "manifests_signed": counter.signed,
+        "heads": {org: {"day": d, "sha256": h} for org, (d, h) in sorted(counter.newest.items())},
+    }
+    lines = report_lines(document)
+    if signer is None:
+        lines.append(
+            "manifests NOT signed: pass --signing-key PEM or --signing-kms-key-id ARN so "
+            "verify can prove who sealed them"
+        )
+    else:
+        lines.append(f"signed {counter.signed} manifest(s) with key {signer.fingerprint[:16]}...")
+        lines += [
+            f"org {org}: head {day} sha256 {sha} (store it: verify --expect-head {org}:{day}:{sha})"
+            for org, (day, sha) in sorted(counter.newest.items())
+        ]
+    emit(args, document, lines)
     if report.failures:
         return EXIT_FAILURE
     return EXIT_FINDINGS if report.findings else EXIT_OK

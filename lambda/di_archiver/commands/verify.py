@@ -39,6 +39,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--to", dest="end", metavar="YYYY-MM-DD", help="Last day to check (default: today)."
     )
+    key = parser.add_mutually_exclusive_group()
+    key.add_argument(
+        "--public-key",
+        metavar="PEM",
+        help="Check every manifest's signature with this public key (offline; e.g. from "
+        "`aws kms get-public-key` or `di-archiver keygen`).",
+    )
+    key.add_argument(
+        "--kms-key-id",
+        metavar="ARN",
+        help="Check signatures with this KMS key's public key (kms:GetPublicKey).",
+    )
+    parser.add_argument(
+        "--expect-head",
+        action="append",
+        default=[],
+        metavar="[ORG:]DAY:SHA256",
+        help="A published head (from the seal run's event, log line or heads file): its "
+        "manifest must still exist unchanged, so deleting the newest days is found (repeat).",
+    )
 
 
 def _day(value: str | None, flag: str) -> date | None:
@@ -59,6 +79,17 @@ def run(args: argparse.Namespace) -> int:
         raise SettingsError(
             f"--archive {args.archive}: no archive there; pass --archive DIR or s3://BUCKET/PREFIX"
         )
+    expected = [application.parse_expected_head(value) for value in args.expect_head]
+    verifier = None
+    if args.public_key or args.kms_key_id:
+        from di_archiver.wiring import build_verifier  # noqa: PLC0415
+
+        verifier = build_verifier(
+            None,
+            public_key_file=args.public_key,
+            kms_key_id=args.kms_key_id,
+            endpoint_url=args.endpoint_url,
+        )
     store, prefix = store_for_location(
         args.archive, endpoint_url=args.endpoint_url, default_prefix=DEFAULT_PREFIX
     )
@@ -73,6 +104,8 @@ def run(args: argparse.Namespace) -> int:
             start_day=start,
             end_day=end,
             on_object=lambda _key: progress.advance(),
+            verifier=verifier,
+            expected_heads=expected,
         )
     finally:
         progress.close()
@@ -82,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
         "objects": report.objects_checked,
         "events": report.events_checked,
         "manifests": report.manifests_checked,
+        "signatures": report.signatures_checked if verifier is not None else None,
         "findings": [{"kind": f.kind, "key": f.key, "detail": f.detail} for f in report.findings],
         "chain_heads": {
             org: {"day": day.isoformat(), "sha256": sha}
@@ -93,6 +127,16 @@ def run(args: argparse.Namespace) -> int:
         f"org {org}: chain head {day} sha256 {sha}"
         for org, (day, sha) in sorted(report.chain_heads.items())
     ]
+    if verifier is None:
+        lines.append(
+            "signatures NOT checked: pass --public-key PEM or --kms-key-id ARN to prove who "
+            "sealed each day"
+        )
+    else:
+        lines.append(
+            f"checked {report.signatures_checked} signature(s) with key "
+            f"{verifier.fingerprint[:16]}..."
+        )
     lines.append(
         f"checked {report.objects_checked} objects, {report.events_checked} events, "
         f"{report.manifests_checked} manifests: "
