@@ -82,16 +82,17 @@ def test_the_schedule_dispatches_instead_of_archiving(
         json.loads(s["Properties"]["Target"]["Input"])["mode"]
         for s in fanned.resources("AWS::Scheduler::Schedule").values()
     }
-    assert modes == {"dispatch", "maintain", "verify"}
+    assert modes == {"dispatch", "reconcile", "maintain", "verify"}
     archiver = functions(fanned)[logical_id(fanned, fanned.stack.archiver.function)]
     assert archiver["Environment"]["Variables"]["DI_ARCHIVER_ORG_QUEUE_URL"] == {
         "Ref": logical_id(fanned, fan_out.queue)
     }
     assert archiver["ReservedConcurrentExecutions"] == 1
-    # And without fanOut nothing of this exists: one function archives every org
+    # And without fanOut nothing of this exists: one function (beside the seal and verify
+    # functions) archives every org
     assert default.stack.fan_out is None
     assert not default.template.find_resources("AWS::Lambda::EventSourceMapping")
-    assert len(default.resources("AWS::Lambda::Function")) == 1
+    assert len(default.resources("AWS::Lambda::Function")) == 3
 
 
 def test_queue_grants_are_least_privilege(fanned: Synthesised) -> None:
