@@ -35,6 +35,8 @@ from infra.constructs.query import QueryConstruct
 
 # The key layout in IAM resource patterns ('*' also spans '/', '?' is one character).
 HOURLY_OBJECT_PATTERN = "org=*/svc=*/dt=*/????-????.jsonl.gz"
+# A bucket re-read after its day was sealed is staged here for the seal role to merge and sign.
+LATE_OBJECT_PATTERN = "_late/org=*/dt=*/svc=*/????-????.jsonl.gz"
 SEALED_PATTERNS = ("org=*/svc=*/dt=*/day.jsonl.gz", "_manifests/*")
 SEALED_WRITE_ACTIONS = [
     "s3:PutObject",
@@ -280,6 +282,7 @@ class ArchiverStack(Stack):
         prefix = self.config.archive_prefix
         everything = bucket.arn_for_objects(f"{prefix}/*")
         hourly = bucket.arn_for_objects(f"{prefix}/{HOURLY_OBJECT_PATTERN}")
+        late = bucket.arn_for_objects(f"{prefix}/{LATE_OBJECT_PATTERN}")
         sealed = [bucket.arn_for_objects(f"{prefix}/{pattern}") for pattern in SEALED_PATTERNS]
         roles = {
             "archive": self.archiver.role,
@@ -321,7 +324,7 @@ class ArchiverStack(Stack):
             iam.PolicyStatement(
                 sid="WriteHourlyObjects",
                 actions=["s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
-                resources=[hourly],
+                resources=[hourly, late],
             )
         )
         roles["archive"].add_to_policy(
@@ -438,6 +441,7 @@ class ArchiverStack(Stack):
         )
         objects = f"Resource::<{bucket_id}.Arn>/{prefix}/*"
         hourly = f"Resource::<{bucket_id}.Arn>/{prefix}/{HOURLY_OBJECT_PATTERN}"
+        late = f"Resource::<{bucket_id}.Arn>/{prefix}/{LATE_OBJECT_PATTERN}"
         reason = (
             "Object keys are per day and time bucket, unknowable at deploy time; the statement "
             "is limited to the archive prefix (hourly objects only for the archive role)."
@@ -445,9 +449,10 @@ class ArchiverStack(Stack):
         for name, role in roles.items():
             acks = [Acknowledgment(id=f"AwsSolutions::AwsSolutions-IAM5[{objects}]", reason=reason)]
             if name == "archive":
-                acks.append(
-                    Acknowledgment(id=f"AwsSolutions::AwsSolutions-IAM5[{hourly}]", reason=reason)
-                )
+                acks += [
+                    Acknowledgment(id=f"AwsSolutions::AwsSolutions-IAM5[{pattern}]", reason=reason)
+                    for pattern in (hourly, late)
+                ]
             if name in ("archive", "seal"):
                 acks.append(
                     Acknowledgment(

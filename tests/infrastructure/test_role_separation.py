@@ -17,6 +17,7 @@ from di_archiver.layout import (
     bucket_object_key,
     certificate_key,
     day_start_ns,
+    late_object_key,
     manifest_key,
     sealed_day_key,
 )
@@ -29,6 +30,7 @@ PREFIX = "di"
 HOUR_NS = NS_PER_DAY // 24
 
 HOURLY = bucket_object_key(PREFIX, ORG, "directory", day_start_ns(DAY), day_start_ns(DAY) + HOUR_NS)
+STAGED = late_object_key(PREFIX, ORG, "directory", day_start_ns(DAY), day_start_ns(DAY) + HOUR_NS)
 SEALED = {
     "sealed day object": sealed_day_key(PREFIX, ORG, "directory", DAY),
     "manifest": manifest_key(PREFIX, ORG, DAY),
@@ -79,7 +81,9 @@ def test_archive_role_writes_hourly_objects_and_reads_everything(
     archive = roles["archive"]
     assert account.allowed(archive, "s3:PutObject", s3(HOURLY))
     assert account.allowed(archive, "s3:DeleteObject", s3(HOURLY))
-    for key in [HOURLY, *SEALED.values()]:
+    # A late re-read of a sealed day is staged, never written into it
+    assert account.allowed(archive, "s3:PutObject", s3(STAGED))
+    for key in [HOURLY, STAGED, *SEALED.values()]:
         assert account.allowed(archive, "s3:GetObject", s3(key))
     assert account.allowed(archive, "s3:ListBucket", f"arn:aws:s3:::{BUCKET}")
     # And nothing outside the hourly layout, even under the prefix
@@ -101,6 +105,7 @@ def test_seal_role_can_seal_sign_and_publish(
         assert account.allowed(seal, "s3:PutObject", s3(key))
         assert account.allowed(seal, "s3:PutObjectRetention", s3(key))
     assert account.allowed(seal, "s3:DeleteObject", s3(HOURLY))  # merged hourly objects
+    assert account.allowed(seal, "s3:DeleteObject", s3(STAGED))  # merged staged objects
     assert account.allowed(seal, "s3:DeleteObject", s3(SEALED["relink marker"]))
     assert account.allowed(seal, "kms:Sign", signing_key)
     assert account.allowed(seal, "kms:GetPublicKey", signing_key)
