@@ -86,6 +86,8 @@ def test_json_output_parses_for_every_command(
     demo = ["demo", "--dir", str(demo_dir), "--events", "1500", "--days", "1", "--json"]
     assert main(demo) == 0
     seen["demo"] = _json(capsys)
+    assert main(["keygen", "--out", str(tmp_path / "key.pem"), "--json"]) == 0
+    seen["keygen"] = _json(capsys)
     stop = threading.Event()
     stop.set()
     parsed = build_parser([command]).parse_args(["simulate", "--port", "0", "--json"])

@@ -310,7 +310,8 @@ class _HeadRecorder:
         mine = [h for h in self.heads if h["org"] == org_id]
         if not mine:
             return None
-        last = max(mine, key=lambda h: str(h["day"]))
+        # A repair republishes a day: of the newest day's heads, the one published last holds.
+        last = sorted(mine, key=lambda h: str(h["day"]))[-1]
         return str(last["day"]), str(last["manifest_sha256"])
 
 

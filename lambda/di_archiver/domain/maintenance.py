@@ -274,8 +274,8 @@ def maintain(
             if closed_ns is None:
                 org.skipped_reason = "no checkpoint yet"
                 continue
+            archived_from = checkpoint_archived_from(checkpoints, org_id)
             if seal:
-                archived_from = checkpoint_archived_from(checkpoints, org_id)
                 org.sealed.extend(
                     sealer.seal_org(
                         org_id, closed_ns, archived_from=archived_from, should_stop=should_stop
