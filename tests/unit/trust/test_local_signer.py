@@ -31,7 +31,9 @@ def test_public_pem_verifies_what_the_key_file_signed(tmp_path: Path) -> None:
     # Then its signatures verify, altered ones and other algorithms do not
     signature = signer.sign_digest(digest)
     assert verifier.verify_digest(digest, signature, "ECDSA_SHA_256")
-    assert not verifier.verify_digest(digest, signature[:-1] + b"\0", "ECDSA_SHA_256")
+    assert not verifier.verify_digest(
+        digest, signature[:-1] + bytes([signature[-1] ^ 1]), "ECDSA_SHA_256"
+    )
     assert not verifier.verify_digest(digest, signature, "RSASSA_PSS_SHA_256")
     assert verifier.fingerprint == signer.fingerprint
     # And loading the same key file again gives the same key
