@@ -28,6 +28,7 @@ from pydantic.alias_generators import to_camel
 from di_archiver.errors import SettingsError
 from di_archiver.services import ALL_SERVICES, SERVICE_NAME_PATTERN
 from di_archiver.settings import ENV_PREFIX, ArchiverSettings, AuthKind, ObjectLockMode, Region
+from infra.cron import cron_problem
 
 DAY_SECONDS = 86_400
 
@@ -38,7 +39,6 @@ LOG_RETENTION_DAYS = (
 )  # fmt: skip
 
 _RATE = re.compile(r"^rate\((?P<value>[1-9]\d*) (?P<unit>minute|minutes|hour|hours|day|days)\)$")
-_CRON = re.compile(r"^cron\(\S+ \S+ \S+ \S+ \S+ \S+\)$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PARAMETER_PATH = re.compile(r"^(/[A-Za-z0-9_.-]+)+$")
 _PREFIX = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
@@ -268,8 +268,13 @@ class DeploymentConfig(BaseModel):
     @field_validator("maintain_schedule", "verify_schedule", "reconcile_schedule")
     @classmethod
     def _cron_or_rate(cls, value: str) -> str:
-        if not (_CRON.match(value) or _RATE.match(value)):
+        if _RATE.match(value):
+            return value
+        if not value.startswith("cron("):
             raise ValueError(f"must be 'cron(m h dom mon dow year)' or 'rate(...)'; got {value!r}")
+        problem = cron_problem(value)
+        if problem:
+            raise ValueError(f"{value}: {problem}")
         return value
 
     @field_validator("archive_prefix")

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -9,7 +14,7 @@ import pytest
 from di_archiver.settings import ArchiverSettings
 from infra.config import ConfigError, DeploymentConfig, StorageClass
 
-from .conftest import ORG, cdk_json_context
+from .conftest import ORG, PROJECT_ROOT, cdk_json_context
 
 
 def test_cdk_json_context_is_valid_and_matches_the_model_defaults() -> None:
@@ -150,3 +155,70 @@ def test_runtime_settings_round_trip_through_the_environment() -> None:
     assert settings.object_lock_days == 30
     assert settings.di_base_url == "http://127.0.0.1:8080"
     assert isinstance(settings, ArchiverSettings)
+
+
+@pytest.mark.parametrize(
+    ("expression", "fragment"),
+    [
+        ("cron(99 2 * * ? *)", "minutes field '99' is out of range"),
+        ("cron(0 25 * * ? *)", "hours field '25'"),
+        ("cron(0 4 * 13 ? *)", "month field '13'"),
+        ("cron(0 4 * * * *)", "exactly one of day-of-month and day-of-week"),
+        ("cron(0 4 * * ?)", "needs six fields"),
+    ],
+)
+def test_invalid_cron_fails_with_the_key_and_the_fix(expression: str, fragment: str) -> None:
+    # Given a maintain schedule EventBridge would reject (or never fire)
+    context = {"orgIds": "64a0c0ffee0000000000a001", "maintainSchedule": expression}
+    # When the context is validated
+    with pytest.raises(ConfigError) as caught:
+        DeploymentConfig.from_context(context)
+    # Then the message names the key, the field and a valid example
+    message = str(caught.value)
+    assert "maintainSchedule" in message
+    assert fragment in message
+    assert "e.g. cron(30 2 * * ? *)" in message
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "cron(30 2 * * ? *)",
+        "cron(0 4 ? * SUN *)",
+        "cron(0/15 8-18 ? * MON-FRI *)",
+        "cron(0 8 L * ? *)",
+    ],
+)
+def test_valid_cron_expressions_pass(expression: str) -> None:
+    context = {"orgIds": "64a0c0ffee0000000000a001", "verifySchedule": expression}
+    assert DeploymentConfig.from_context(context).verify_schedule == expression
+
+
+def test_synth_with_invalid_context_prints_one_line_without_traceback(tmp_path: Path) -> None:
+    # Given the CDK app run as the CDK CLI runs it, with an invalid cron in the context
+    env = {
+        **os.environ,
+        "CDK_OUTDIR": str(tmp_path),
+        "CDK_CONTEXT_JSON": json.dumps(
+            {"orgIds": "64a0c0ffee0000000000a001", "maintainSchedule": "cron(99 2 * * ? *)"}
+        ),
+    }
+    for name in list(env):
+        if name.startswith("JSII_SILENCE"):
+            del env[name]  # the app itself must keep the jsii banner away
+    # When it runs
+    done = subprocess.run(
+        [sys.executable, "app.py"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    # Then it fails with the key and the fix on one line, no traceback, no jsii banner
+    assert done.returncode == 1
+    assert "maintainSchedule" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert "!!" not in done.stderr + done.stdout
+    assert not list(tmp_path.iterdir())
