@@ -240,6 +240,8 @@ _DIR_TYPES = (
     "association_change", "user_create", "group_update", "system_update", "user_delete",
     "application_update", "policy_update", "command_run", "user_password_change",
     "organization_update", "user_lockout", "totp_finish_enrollment",
+    # Rare in a real org, but the named query admins_created must have something to find.
+    "admin_create", "user_admin_granted",
 )  # fmt: skip
 
 
@@ -256,7 +258,9 @@ def _directory(c: _Ctx, event: Event) -> None:
         initiator["source"] = r.pick(("scim", "system"))
     event["initiated_by"] = initiator
     u = r.pick(c.ents.users)
-    if etype.startswith("admin"):
+    if etype == "admin_create":
+        event["resource"] = _admin_ref(c)  # the new administrator account
+    elif etype.startswith("admin"):
         event["resource"] = dict(initiator)
         event["mfa"] = r.chance(0.8)
         event["mfa_meta"] = {"type": r.pick(("totp", "webauthn", "none"))}
@@ -271,6 +275,8 @@ def _directory(c: _Ctx, event: Event) -> None:
         event["resource"] = {"id": aid, "type": "application", "name": aname}
     elif etype == "organization_update":
         event["resource"] = {"id": c.ents.org_id, "type": "organization"}
+    elif etype == "user_admin_granted":
+        event["resource"] = {"id": u.id, "type": "user", "username": u.username, "email": u.email}
     else:
         event["resource"] = {"id": u.id, "type": "user", "username": u.username}
     if etype.endswith("_update"):
@@ -280,13 +286,19 @@ def _directory(c: _Ctx, event: Event) -> None:
         ]
         event["correlation"] = {}
     if etype == "association_change":
-        d = r.pick(c.ents.systems)
+        # A user bound to a system, or (as often) added to or removed from a user group.
+        if r.chance(0.5):
+            d = r.pick(c.ents.systems)
+            source = {"name": d.hostname, "type": "system", "object_id": d.id}
+        else:
+            gid, gname = r.pick(c.ents.groups)
+            source = {"name": gname, "type": "user_group", "object_id": gid}
         event["association"] = {
             "op": r.pick(("add", "remove")),
             "action_source": "manual",
             "attributes": None,
             "connection": {
-                "from": {"name": d.hostname, "type": "system", "object_id": d.id},
+                "from": source,
                 "to": {"name": u.username, "type": "user", "object_id": u.id},
             },
         }
