@@ -10,10 +10,10 @@ import sys
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
-from aws_cdk import App, Environment  # noqa: E402 (after the jsii switches above)
+from aws_cdk import App, Environment
 
-from infra.config import ConfigError, DeploymentConfig  # noqa: E402
-from infra.stack import ArchiverStack, apply_nag  # noqa: E402
+from infra.config import ConfigError, DeploymentConfig
+from infra.stack import ArchiverStack, apply_nag
 
 
 def main() -> None:

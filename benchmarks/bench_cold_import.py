@@ -5,6 +5,10 @@ during its first invocation. Each figure is the wall time of a new ``python -c``
 floor is the same interpreter running ``pass`` in the same run, so the difference is ours.
 
     uv run python benchmarks/bench_cold_import.py --runs 15
+    uv run python benchmarks/bench_cold_import.py --runs 15 --baseline /path/to/old/lambda
+
+``--baseline`` puts another checkout's ``lambda`` directory first on PYTHONPATH for a second
+set of figures, measured interleaved with the first so machine load hits both alike.
 """
 
 from __future__ import annotations
@@ -30,8 +34,10 @@ SCENARIOS: dict[str, str] = {
 }
 
 
-def _once(code: str) -> float:
+def _once(code: str, source: str | None = None) -> float:
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    if source is not None:
+        env["PYTHONPATH"] = source
     began = time.perf_counter()
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
     return time.perf_counter() - began
@@ -40,13 +46,26 @@ def _once(code: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--baseline", metavar="LAMBDA_DIR", help="another checkout's lambda/")
     args = parser.parse_args()
+    trees: dict[str, str | None] = {"current": None}
+    if args.baseline:
+        trees["baseline"] = args.baseline
     for code in SCENARIOS.values():
-        _once(code)  # warm the OS file cache and .pyc files once: Lambda's image is warm too
-    print(f"{'scenario':<38}{'min ms':>9}{'median ms':>11}{'max ms':>9}")
-    for name, code in SCENARIOS.items():
-        times = sorted(_once(code) * 1000 for _ in range(args.runs))
-        print(f"{name:<38}{times[0]:>9.0f}{statistics.median(times):>11.0f}{times[-1]:>9.0f}")
+        for source in trees.values():
+            _once(code, source)  # warm the OS file cache once: Lambda's image is warm too
+    times: dict[tuple[str, str], list[float]] = {}
+    for _ in range(args.runs):
+        for name, code in SCENARIOS.items():
+            for tree, source in trees.items():
+                times.setdefault((tree, name), []).append(_once(code, source) * 1000)
+    print(f"{'tree':<10}{'scenario':<38}{'min ms':>9}{'median ms':>11}{'max ms':>9}")
+    for (tree, name), values in times.items():
+        values.sort()
+        print(
+            f"{tree:<10}{name:<38}{values[0]:>9.0f}"
+            f"{statistics.median(values):>11.0f}{values[-1]:>9.0f}"
+        )
 
 
 if __name__ == "__main__":

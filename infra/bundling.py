@@ -13,7 +13,7 @@ import shutil
 import subprocess
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import jsii
@@ -29,6 +29,10 @@ LAMBDA_PLATFORM = "aarch64-manylinux2014"
 PROVIDED_BY_RUNTIME = frozenset({"boto3", "botocore", "s3transfer"})
 # An interpreter of PYTHON_VERSION to compile the asset's bytecode with (else uv finds one).
 BUNDLE_PYTHON_ENV = "DI_ARCHIVER_BUNDLE_PYTHON"
+# Parts of the package only the command line uses (the DI simulator, the commands, the DuckDB
+# query engine and its S3 download). The handler never imports them (a unit test walks its
+# import graph), so they stay out of the function's code.
+LOCAL_ONLY = ("simulator", "commands", "cli.py", "query", "adapters/s3_partitions.py")
 
 
 class BundlingError(ArchiverError):
@@ -110,7 +114,7 @@ class LocalPythonBundling:
             source,
             out / PACKAGE_NAME,
             dirs_exist_ok=True,
-            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+            ignore=_runtime_only(source),
         )
         python = runtime_python(self._root)
         if python is None:
@@ -158,6 +162,18 @@ def compile_bytecode(out: Path, *, python: str, project_root: Path = PROJECT_ROO
         ],
         cwd=project_root,
     )  # fmt: skip
+
+
+def _runtime_only(source: Path) -> Callable[[str, list[str]], set[str]]:
+    """A ``copytree`` ignore function: caches and the :data:`LOCAL_ONLY` parts of ``source``."""
+    caches = shutil.ignore_patterns("__pycache__", "*.pyc")
+
+    def ignore(directory: str, names: list[str]) -> set[str]:
+        relative = Path(directory).relative_to(source)
+        local = {n for n in names if (relative / n).as_posix() in LOCAL_ONLY}
+        return set(caches(directory, names)) | local
+
+    return ignore
 
 
 def bundling_options(*, image: DockerImage, project_root: Path = PROJECT_ROOT) -> BundlingOptions:

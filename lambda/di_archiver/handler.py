@@ -23,17 +23,10 @@ from di_archiver.wiring import build_org_queue, build_runtime, build_verifier
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-Remaining = Callable[[], float]
 
-
-def _default_runtime(
-    settings: ArchiverSettings, observer: telemetry.MetricsObserver
-) -> app.Runtime:
+def runtime_factory(settings: ArchiverSettings, observer: telemetry.MetricsObserver) -> app.Runtime:
+    """The run's ports (tests replace this with a fake or simulator-backed runtime)."""
     return build_runtime(settings, observer=observer)
-
-
-# Tests replace this to inject a fake or simulator-backed runtime.
-runtime_factory = _default_runtime
 
 
 def _default_queue(settings: ArchiverSettings) -> app.OrgQueue | None:
@@ -77,7 +70,10 @@ def check_duty(call: Invocation, settings: ArchiverSettings) -> None:
 
 
 def run_use_case(
-    call: Invocation, settings: ArchiverSettings, runtime: app.Runtime, remaining: Remaining
+    call: Invocation,
+    settings: ArchiverSettings,
+    runtime: app.Runtime,
+    remaining: Callable[[], float],
 ) -> dict[str, Any]:
     """Call the one use case the invocation names, emit its report, return its summary."""
     check_duty(call, settings)

@@ -11,12 +11,14 @@ import pytest
 from aws_cdk import aws_lambda as lambda_
 
 from infra.bundling import (
+    LOCAL_ONLY,
     BundlingError,
     LocalPythonBundling,
     compile_bytecode,
     locked_requirements,
     runtime_python,
 )
+from tests.unit import test_layers
 
 from .conftest import PROJECT_ROOT
 
@@ -54,6 +56,16 @@ def test_local_bundling_builds_an_arm64_asset(tmp_path: Path) -> None:
     assert "aarch64" in cffi.name
     assert not (out / "boto3").exists()
     assert not (out / "botocore").exists()
+    # And the command line's parts (simulator, commands, DuckDB queries) stay out of it
+    package = out / "di_archiver"
+    assert (package / "application" / "archive.py").is_file()
+    for local_only in LOCAL_ONLY:
+        assert not (package / local_only).exists(), local_only
+
+
+def test_the_bundle_leaves_out_what_the_import_graph_test_checks() -> None:
+    # The unit test that proves the handler never imports these must check the same list.
+    assert LOCAL_ONLY == test_layers.LOCAL_ONLY
 
 
 def test_requirements_come_from_the_lock_without_runtime_provided_packages() -> None:

@@ -14,6 +14,9 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "lambda" / "di_archiver"
 NETWORK_LIBRARIES = ("boto3", "botocore", "httpx", "s3transfer")
+# infra.bundling.LOCAL_ONLY (tests/infrastructure checks they agree; importing infra here would
+# start jsii in a unit test).
+LOCAL_ONLY = ("simulator", "commands", "cli.py", "query", "adapters/s3_partitions.py")
 
 
 def runtime_imports(source: str) -> set[str]:
@@ -109,3 +112,32 @@ def test_type_only_imports_are_allowed() -> None:
     # When it is checked
     # Then nothing is reported
     assert violations({"handler.py": source}) == []
+
+
+def lambda_import_closure(files: dict[str, str]) -> set[str]:
+    """Every package module the handler can import, lazily or not (files as in violations)."""
+    by_module = {
+        "di_archiver." + name.removesuffix(".py").removesuffix("/__init__").replace("/", "."): name
+        for name in files
+    }
+    seen: set[str] = set()
+    todo = ["di_archiver.handler"]
+    while todo:
+        module = todo.pop()
+        if module in seen or module not in by_module:
+            continue
+        seen.add(module)
+        for imported in runtime_imports(files[by_module[module]]):
+            parts = imported.split(".")
+            todo.extend(".".join(parts[:i]) for i in range(2, len(parts) + 1))
+    return {by_module[m] for m in seen}
+
+
+def test_the_lambda_never_imports_what_its_bundle_leaves_out() -> None:
+    # Given the parts of the package the Lambda bundle leaves out (CLI-only code)
+    local_only = LOCAL_ONLY
+    # When every module the handler can reach is collected (lazy imports included)
+    reached = lambda_import_closure(_module_files())
+    # Then it reaches the application and its adapters, and nothing that is left out
+    assert {"application/archive.py", "adapters/s3_store.py", "wiring.py"} <= reached
+    assert not [m for m in reached if m.startswith(local_only)]

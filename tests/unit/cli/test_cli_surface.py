@@ -7,7 +7,7 @@ import io
 
 import pytest
 
-from di_archiver.cli import _load_commands, build_parser, exit_code_of
+from di_archiver.cli import _load_commands, build_parser, exit_code_of, main
 from di_archiver.commands.common import (
     EXIT_FAILURE,
     EXIT_FINDINGS,
@@ -141,3 +141,25 @@ def test_keygen_takes_json_and_verbose() -> None:
     # Then both are accepted
     assert args.json is True
     assert args.verbose is True
+
+
+class NoRegionError(Exception):
+    """Stands in for botocore's (the CLI recognises it by name: it may not import botocore)."""
+
+
+def test_a_missing_aws_region_is_explained_not_dumped(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a command whose AWS client finds no region
+    def fail(args: argparse.Namespace) -> int:
+        raise NoRegionError("You must specify a region.")
+
+    monkeypatch.setattr(COMMANDS["status"], "run", fail)
+    # When it runs
+    code = main(["status", "--org-id", ORG])
+    # Then it is a usage error that says which variable sets the AWS region, and what
+    # --jumpcloud-region is instead
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "AWS_REGION" in err
+    assert "--jumpcloud-region is JumpCloud's" in err
