@@ -39,7 +39,15 @@ class BundlingError(ArchiverError):
     """Building the Lambda asset failed; the message says which step and why."""
 
 
+def _uv() -> str:
+    # `uv run` names its own binary in UV: the bundler then uses the very uv that runs it, also
+    # when that uv is not on PATH (scripts/uv installs it into a project-local venv).
+    return os.environ.get("UV") or "uv"
+
+
 def _run(command: Sequence[str], *, cwd: Path) -> str:
+    if command and command[0] == "uv":
+        command = [_uv(), *command[1:]]
     try:
         done = subprocess.run(  # noqa: S603 (fixed argument lists, no shell)
             list(command), cwd=cwd, check=True, capture_output=True, text=True
