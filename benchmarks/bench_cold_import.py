@@ -46,11 +46,17 @@ def _once(code: str, source: str | None = None) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=15)
-    parser.add_argument("--baseline", metavar="LAMBDA_DIR", help="another checkout's lambda/")
+    parser.add_argument(
+        "--baseline",
+        action="append",
+        default=[],
+        metavar="LAMBDA_DIR",
+        help="another checkout's lambda/ (repeat for several)",
+    )
     args = parser.parse_args()
     trees: dict[str, str | None] = {"current": None}
-    if args.baseline:
-        trees["baseline"] = args.baseline
+    for index, source in enumerate(args.baseline, start=1):
+        trees[f"baseline{index}"] = source
     for code in SCENARIOS.values():
         for source in trees.values():
             _once(code, source)  # warm the OS file cache once: Lambda's image is warm too
