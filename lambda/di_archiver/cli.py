@@ -90,15 +90,18 @@ def build_parser(commands: Sequence[ModuleType]) -> argparse.ArgumentParser:
     return parser
 
 
-def _configure_logging(verbose: bool) -> None:
+def _configure_logging(verbose: bool) -> int:
+    """Set the package's log level for one command; returns the level to restore after it."""
     # Retried API faults are expected (throttling); the commands summarise them at the end.
     # -v shows each one as it happens.
     package_logger = logging.getLogger("di_archiver")
+    previous = package_logger.level
     if verbose:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
         package_logger.setLevel(logging.INFO)
     else:
         package_logger.setLevel(logging.ERROR)
+    return previous
 
 
 def exit_code_of(exc: BaseException) -> int:
@@ -125,7 +128,7 @@ def _describe(exc: BaseException) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(_load_commands())
     args = parser.parse_args(argv)
-    _configure_logging(args.verbose)
+    previous_level = _configure_logging(args.verbose)
     try:
         return int(args._run(args))
     except KeyboardInterrupt:
@@ -139,6 +142,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.json:
             print(json.dumps({"command": args.command, "error": message, "exit_code": code}))
         return code
+    finally:
+        # main() also runs inside other programs (and tests): leave their logging as it was.
+        logging.getLogger("di_archiver").setLevel(previous_level)
 
 
 if __name__ == "__main__":

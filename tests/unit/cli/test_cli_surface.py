@@ -163,3 +163,18 @@ def test_a_missing_aws_region_is_explained_not_dumped(
     assert code == 2
     assert "AWS_REGION" in err
     assert "--jumpcloud-region is JumpCloud's" in err
+
+
+def test_main_leaves_the_callers_logging_as_it_was(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a caller whose di_archiver logger shows warnings (retries)
+    import logging
+
+    package_logger = logging.getLogger("di_archiver")
+    monkeypatch.setattr(package_logger, "level", logging.WARNING)
+    monkeypatch.setattr(COMMANDS["status"], "run", lambda args: 0)
+    # When a command runs through main() (which quiets retries for its own duration)
+    assert main(["status", "--org-id", ORG]) == 0
+    # Then the caller's level is back afterwards
+    assert package_logger.level == logging.WARNING
