@@ -283,6 +283,27 @@ class _Progress:
     stopped_early: bool = False
     error: str | None = None
 
+    def count(self, result: BucketResult) -> None:
+        """Add one finished bucket to the org's totals."""
+        self.buckets += 1
+        self.events += result.events
+        self.bytes += result.bytes_written
+        if result.objects_written:
+            self.written += 1
+        else:
+            self.unchanged += 1
+
+    def fail(self, exc: BaseException) -> ArchiverError:
+        """Record why the org failed; a surprise is wrapped so every failure is an ArchiverError."""
+        if isinstance(exc, ArchiverError):
+            self.error = f"{type(exc).__name__}: {exc}"
+            return exc
+        _kind, text = describe_failure(exc)
+        wrapped = UnexpectedError(f"org {self.org_id}: {text}")
+        wrapped.__cause__ = exc
+        self.error = f"UnexpectedError: {text}"
+        return wrapped
+
     def result(self) -> OrgRunResult:
         covered = self.covered_ns if self.covered_ns is not None else self.closed_through_ns
         lag = 0.0 if covered is None else max(0, self.now_ns - covered) / NS_PER_SECOND
@@ -495,17 +516,10 @@ class ArchiveEngine:
                 progress = _Progress(org_id)
                 try:
                     work(org_id, progress, writer)
-                except ArchiverError as exc:
-                    failures.append((org_id, exc))
-                    progress.error = f"{type(exc).__name__}: {exc}"
                 except Exception as exc:
                     # A surprise in one org must not starve the orgs after it on every run;
                     # what this org had checkpointed is durable, so carrying on is safe.
-                    _kind, text = describe_failure(exc)
-                    wrapped = UnexpectedError(f"org {org_id}: {text}")
-                    wrapped.__cause__ = exc
-                    failures.append((org_id, wrapped))
-                    progress.error = f"UnexpectedError: {text}"
+                    failures.append((org_id, progress.fail(exc)))
                 result = progress.result()
                 results.append(result)
                 self._observer.on_org(result)
@@ -756,13 +770,7 @@ class ArchiveEngine:
     ) -> None:
         outcome = future.result()
         result = self._result(collected, outcome)
-        progress.buckets += 1
-        progress.events += result.events
-        progress.bytes += result.bytes_written
-        if result.objects_written:
-            progress.written += 1
-        else:
-            progress.unchanged += 1
+        progress.count(result)
         progress.covered_ns = collected.fetch_end_ns
         self._observer.on_bucket(result)
         if advance and collected.closed and collected.start_ns == progress.closed_through_ns:
@@ -823,13 +831,7 @@ class _ConcurrentOrg:
         result, unknown, revised = value
         engine, progress = self.engine, self.progress
         engine._warn_bucket(self.org_id, planned.start_ns, unknown, revised)
-        progress.buckets += 1
-        progress.events += result.events
-        progress.bytes += result.bytes_written
-        if result.objects_written:
-            progress.written += 1
-        else:
-            progress.unchanged += 1
+        progress.count(result)
         engine._observer.on_bucket(result)
         assert self._prefix is not None
         advanced = False
@@ -855,15 +857,7 @@ class _ConcurrentOrg:
             return
         if self.error is not None:
             return  # the first failure is the one reported; others are its echoes
-        if isinstance(exc, ArchiverError):
-            self.error = exc
-            self.progress.error = f"{type(exc).__name__}: {exc}"
-        else:
-            _kind, text = describe_failure(exc)
-            wrapped = UnexpectedError(f"org {self.org_id}: {text}")
-            wrapped.__cause__ = exc
-            self.error = wrapped
-            self.progress.error = f"UnexpectedError: {text}"
+        self.error = self.progress.fail(exc)
 
     def stopped_by_budget(self) -> None:
         self.progress.stopped_early = True
