@@ -196,24 +196,7 @@ def emit_maintenance(report: Any) -> None:
                 log = logger.warning if check.finding else logger.info
                 log(
                     "reconcile finding" if check.finding else "day reconciled",
-                    extra={
-                        "org": mask_org_id(org.org_id),
-                        "day": check.day.isoformat(),
-                        "status": check.status,
-                        "di_count": check.di_count,
-                        "archived_before": check.archived_before,
-                        "archived_after": check.archived_after,
-                        "buckets": [
-                            {
-                                "bucket": b.name,
-                                "status": b.status,
-                                "di_count": b.di_count,
-                                "archived_before": b.archived_before,
-                                "archived_after": b.archived_after,
-                            }
-                            for b in check.buckets
-                        ],
-                    },
+                    extra={"org": mask_org_id(org.org_id), **check.counts()},
                 )
 
 

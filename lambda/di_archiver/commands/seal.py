@@ -177,24 +177,9 @@ def report_document(report: MaintenanceReport, observer: CollectingObserver) -> 
     reconciled = [
         {
             "org_id": check.org_id,
-            "day": check.day.isoformat(),
-            "status": check.status,
+            **check.counts(),
             "finding": check.finding,
             "sealed": check.sealed,
-            "di_count": check.di_count,
-            "archived_before": check.archived_before,
-            "archived_after": check.archived_after,
-            "buckets": [
-                {
-                    "bucket": b.name,
-                    "status": b.status,
-                    "di_count": b.di_count,
-                    "archived_before": b.archived_before,
-                    "archived_after": b.archived_after,
-                    "resnapshotted": b.resnapshotted,
-                }
-                for b in check.buckets
-            ],
             "line": check.describe(),
         }
         for org in report.orgs

@@ -116,6 +116,27 @@ class DayCheck:
         """True when the archive still disagrees with DI after the repair."""
         return self.status in FINDING_STATUSES
 
+    def counts(self) -> dict[str, object]:
+        """The day's and each differing bucket's counts as plain values, for reports and logs."""
+        return {
+            "day": self.day.isoformat(),
+            "status": self.status,
+            "di_count": self.di_count,
+            "archived_before": self.archived_before,
+            "archived_after": self.archived_after,
+            "buckets": [
+                {
+                    "bucket": b.name,
+                    "status": b.status,
+                    "di_count": b.di_count,
+                    "archived_before": b.archived_before,
+                    "archived_after": b.archived_after,
+                    "resnapshotted": b.resnapshotted,
+                }
+                for b in self.buckets
+            ],
+        }
+
     def describe(self) -> str:
         """One line naming the day, its window and each differing bucket with both counts."""
         window = (
