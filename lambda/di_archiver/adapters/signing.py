@@ -42,6 +42,13 @@ def _check_digest(digest: bytes) -> None:
         raise SigningError(f"expected a 32-byte SHA-256 digest, got {len(digest)} bytes")
 
 
+def _read_key_file(source: Path, what: str) -> bytes:
+    try:
+        return source.read_bytes()
+    except OSError as exc:
+        raise SettingsError(f"cannot read {what} {source}: {exc.strerror}") from None
+
+
 def _p256_public(key: Any, source: str) -> EllipticCurvePublicKey:
     from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415
 
@@ -80,10 +87,7 @@ class PublicKeyVerifier:
         from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
 
         source = Path(path)
-        try:
-            data = source.read_bytes()
-        except OSError as exc:
-            raise SettingsError(f"cannot read public key {source}: {exc.strerror}") from None
+        data = _read_key_file(source, "public key")
         try:
             if b"PRIVATE KEY" in data:
                 private = serialization.load_pem_private_key(data, password=None)
@@ -151,10 +155,7 @@ class LocalKeySigner:
         from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415
 
         source = Path(path)
-        try:
-            data = source.read_bytes()
-        except OSError as exc:
-            raise SettingsError(f"cannot read signing key {source}: {exc.strerror}") from None
+        data = _read_key_file(source, "signing key")
         try:
             key = serialization.load_pem_private_key(data, password=None)
         except (ValueError, TypeError):
