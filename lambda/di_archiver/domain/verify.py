@@ -551,20 +551,21 @@ def _verify_chain(
             previous_bytes, previous_day = None, day
             continue
         report.manifests_checked += 1
+        if verifier is not None:
+            # On the bytes, so a manifest that does not even parse is still checked.
+            _check_signature(
+                store,
+                prefix,
+                org=org,
+                day=day,
+                manifest_bytes=data,
+                verifier=verifier,
+                report=report,
+            )
         try:
             manifest = Manifest.from_bytes(data, key=key)
         except ManifestError as exc:
             report.add("manifest", key, str(exc))
-            if verifier is not None:
-                _check_signature(
-                    store,
-                    prefix,
-                    org=org,
-                    day=day,
-                    manifest_bytes=data,
-                    verifier=verifier,
-                    report=report,
-                )
             previous_bytes, previous_day = data, day
             continue
         if manifest.to_bytes() != data:
@@ -586,16 +587,6 @@ def _verify_chain(
             report.add("chain", key, f"manifest of {day - timedelta(days=1)} is missing")
         elif manifest.previous_manifest_sha256 != expected_prev:
             report.add("chain", key, "previous_manifest_sha256 does not match the previous day")
-        if verifier is not None:
-            _check_signature(
-                store,
-                prefix,
-                org=org,
-                day=day,
-                manifest_bytes=data,
-                verifier=verifier,
-                report=report,
-            )
         listed[day] = _check_manifest_objects(store, manifest, key, facts, report)
         previous_bytes, previous_day = data, day
         report.chain_heads[org] = (day, sha256_hex(data))
