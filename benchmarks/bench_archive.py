@@ -34,7 +34,7 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -274,35 +274,24 @@ def main(argv: list[str] | None = None) -> int:
             f"rendered in {build_s:.1f} s (not measured)",
             flush=True,
         )
+        pages = Job(
+            base_url,
+            tuple(org_ids(args.orgs)),
+            now_ns,
+            int(span_s * NS),
+            args.bucket_minutes,
+            args.page_limit,
+            args.rate,
+            args.concurrency,
+            "",
+        )
         for _ in range(args.repeat):
             if not args.skip_bare:
-                job = Job(
-                    base_url,
-                    tuple(org_ids(args.orgs)),
-                    now_ns,
-                    int(span_s * NS),
-                    args.bucket_minutes,
-                    args.page_limit,
-                    args.rate,
-                    args.concurrency,
-                    "",
-                )
-                bares.append(_in_process(bare_pager, job))
+                bares.append(_in_process(bare_pager, pages))
                 parent.send("stats")
                 parent.recv()
             with tempfile.TemporaryDirectory(prefix="di-bench-") as tmp:
-                job = Job(
-                    base_url,
-                    tuple(org_ids(args.orgs)),
-                    now_ns,
-                    int(span_s * NS),
-                    args.bucket_minutes,
-                    args.page_limit,
-                    args.rate,
-                    args.concurrency,
-                    tmp,
-                )
-                result = _in_process(archive, job)
+                result = _in_process(archive, replace(pages, archive_dir=tmp))
                 parent.send("stats")
                 result["server"] = parent.recv()
                 runs.append(result)
