@@ -5,7 +5,10 @@ from __future__ import annotations
 import gc
 import hashlib
 import io
+import json
 import random
+import subprocess
+import sys
 import tracemalloc
 from pathlib import Path
 
@@ -226,23 +229,50 @@ def _peak(action: object) -> int:
         tracemalloc.stop()
 
 
-def test_memory_of_seal_and_verify_stays_far_below_the_raw_day(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def measure_seal_and_verify(root: str) -> dict[str, object]:
+    """Seal and verify the day written under ``root``, each under tracemalloc (run in a child)."""
+    store = LocalArchiveStore(Path(root))
+    seal.SPOOL_MAX_BYTES = 1024 * 1024
+    sealer = DaySealer(store=store, prefix=PREFIX, clock=lambda: day_ns(DAY0) + 2 * DAY)
+    seal_peak = _peak(lambda: sealer.seal_org(ORG, day_ns(DAY0) + DAY))
+    reports = []
+    verify_peak = _peak(lambda: reports.append(verify_archive(store, prefix=PREFIX)))
+    return {
+        "seal_peak": seal_peak,
+        "verify_peak": verify_peak,
+        "ok": reports[0].ok,
+        "objects_checked": reports[0].objects_checked,
+    }
+
+
+def test_memory_of_seal_and_verify_stays_far_below_the_raw_day(tmp_path: Path) -> None:
     # Given a ~24 MB-raw day in 24 hourly objects on a local (streaming) store
     store = LocalArchiveStore(tmp_path)
     raw = _write_big_day(store, 24 * 1024 * 1024)
     assert raw > 20 * 1024 * 1024
-    monkeypatch.setattr(seal, "SPOOL_MAX_BYTES", 1024 * 1024)
-    sealer = DaySealer(store=store, prefix=PREFIX, clock=lambda: day_ns(DAY0) + 2 * DAY)
 
-    # When the day is sealed, then verified, each under tracemalloc
-    seal_peak = _peak(lambda: sealer.seal_org(ORG, day_ns(DAY0) + DAY))
-    reports = []
-    verify_peak = _peak(lambda: reports.append(verify_archive(store, prefix=PREFIX)))
+    # When the day is sealed, then verified, each under tracemalloc in a fresh interpreter
+    # (in a test worker, a pathlib sys.intern() during the seal can resize CPython's global
+    # table of interned strings, grown by every test before; that 3.7 MB is not the seal's)
+    child = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import json, sys; from tests.unit.integrity.test_streaming import "
+            "measure_seal_and_verify as m; print(json.dumps(m(sys.argv[1])))",
+            str(tmp_path),
+        ],
+        cwd=Path(__file__).resolve().parents[3],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert child.returncode == 0, child.stderr
+    measured = json.loads(child.stdout.splitlines()[-1])
 
     # Then both peaks are a small fraction of the raw day (the old path held it several times)
-    assert reports[0].ok
-    assert reports[0].objects_checked == 1
+    assert measured["ok"]
+    assert measured["objects_checked"] == 1
+    seal_peak, verify_peak = measured["seal_peak"], measured["verify_peak"]
     assert seal_peak < raw / 6, f"seal peak {seal_peak} vs raw {raw}"
     assert verify_peak < raw / 6, f"verify peak {verify_peak} vs raw {raw}"
