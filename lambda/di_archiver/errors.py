@@ -4,9 +4,18 @@ Adapters wrap library errors (``botocore``, ``httpx``) in these with ``raise ...
 Messages say what to fix and never contain a credential.
 """
 
+from di_archiver.redaction import redact
+
 
 class ArchiverError(Exception):
-    """Root of every error di-archiver raises deliberately."""
+    """Root of every error di-archiver raises deliberately.
+
+    Its text passes through :func:`~di_archiver.redaction.redact` whenever it is printed, so
+    a credential quoted by a server or a library never reaches an output, log or traceback.
+    """
+
+    def __str__(self) -> str:
+        return redact(super().__str__())
 
 
 class SettingsError(ArchiverError):

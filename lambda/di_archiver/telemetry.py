@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from di_archiver.errors import ArchiverError, DIApiError, UnexpectedError
 from di_archiver.observability import METRICS_NAMESPACE, SERVICE_NAME, Metric
+from di_archiver.redaction import install_log_redaction
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -254,6 +255,7 @@ def lambda_entry(
 
     @cache
     def decorated() -> Callable[[Any, LambdaContext], Result]:
+        install_log_redaction()
         logger, metrics, tracer = powertools()
         traced = (
             handle

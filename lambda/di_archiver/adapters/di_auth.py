@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from di_archiver.errors import SecretError
+from di_archiver.redaction import display_secret_id, register
 from di_archiver.settings import AuthKind
 
 DEFAULT_RENEW_MARGIN_SECONDS = 60.0
@@ -47,6 +48,7 @@ class ApiKeyCredentials:
     source: str | None = None  # where it came from (a secret id), safe to show in messages
 
     def __post_init__(self) -> None:
+        register(self.api_key)
         _check_fields("the API key credential", {"api_key": self.api_key})
 
     def __repr__(self) -> str:
@@ -69,6 +71,7 @@ class ServiceAccountCredentials:
     source: str | None = None
 
     def __post_init__(self) -> None:
+        register(self.client_secret, f"{self.client_id}:{self.client_secret}")
         _check_fields(
             "the service-account credential",
             {"client_id": self.client_id, "client_secret": self.client_secret},
@@ -96,6 +99,21 @@ _FIELDS: dict[AuthKind, tuple[str, ...]] = {
 }
 
 
+_KNOWN_FIELDS = frozenset(name for names in _FIELDS.values() for name in names)
+
+
+def register_secret_document(document: Mapping[Any, Any]) -> None:
+    """Register every value of a credential secret, and any field name that could itself be a
+    credential (a key pasted as the name), before anything about it can be printed."""
+    values = [v.strip() for v in document.values() if isinstance(v, str)]
+    names = [
+        k
+        for k in document
+        if isinstance(k, str) and k not in _KNOWN_FIELDS and len(k) >= 16 and k.split() == [k]
+    ]
+    register(*values, *names)
+
+
 def credentials_from_secret(
     secret: Mapping[str, Any] | str, auth_kind: AuthKind | str, *, source: str | None = None
 ) -> Credentials:
@@ -104,6 +122,8 @@ def credentials_from_secret(
     Raises SecretError naming the missing or malformed field, never a value.
     """
     kind = AuthKind(auth_kind)
+    # The id is shown in later messages too; an operator may have pasted the key there.
+    source = display_secret_id(source) if source else None
     where = f"secret {source}" if source else "the credential secret"
     if isinstance(secret, str):
         try:
@@ -117,6 +137,7 @@ def credentials_from_secret(
         parsed = secret
     if not isinstance(parsed, Mapping):
         raise SecretError(f"{where} must be a JSON object with {', '.join(_FIELDS[kind])}")
+    register_secret_document(parsed)
     values: dict[str, str] = {}
     for name in _FIELDS[kind]:
         value = parsed.get(name)
@@ -190,6 +211,7 @@ class TokenCache:
     def _refresh(self) -> None:
         fetched_at = self._monotonic()
         token = self._fetch()
+        register(token.value)
         ttl = token.expires_in if token.expires_in is not None else FALLBACK_TOKEN_TTL_SECONDS
         # A token shorter-lived than the margin would be renewed on every request otherwise.
         margin = min(self._renew_margin, ttl / 2)

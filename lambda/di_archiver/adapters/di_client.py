@@ -64,6 +64,7 @@ from di_archiver.errors import (
     SettingsError,
 )
 from di_archiver.raw_events import PageFormatError, RawEvent, parse_page
+from di_archiver.redaction import server_text
 from di_archiver.settings import DEFAULT_TOKEN_URL, REGION_BASE_URLS, Region
 from di_archiver.timestamps import format_timestamp_ns
 
@@ -424,7 +425,7 @@ class DIClient:
             cursor = None
         if not isinstance(cursor, list) or not cursor:
             raise DIResponseError(
-                f"X-Search_after is not a JSON array: {text[:100]!r}{_rid(request_id)}",
+                f"X-Search_after is not a JSON array: {server_text(text, 100)!r}{_rid(request_id)}",
                 status=200,
                 request_id=request_id,
             )
@@ -785,7 +786,8 @@ class DIClient:
         )
 
     def _api_message(self, response: Answer) -> str:
-        """The API's ``message`` (or OAuth ``error``), shortened and scrubbed of secrets."""
+        """The API's ``message`` (or OAuth ``error``): one printable line, scrubbed of every
+        credential in every spelling *before* it is shortened."""
         text = ""
         try:
             data = json.loads(response.body)
@@ -795,16 +797,8 @@ class DIClient:
             parts = [data.get(k) for k in ("message", "error", "error_description")]
             text = "; ".join(str(p) for p in parts if isinstance(p, str) and p)
         if not text:
-            text = response.body.decode("utf-8", errors="replace").strip() or "(no message)"
-        return self._scrub(text[:_MESSAGE_LIMIT])
-
-    def _scrub(self, text: str) -> str:
-        for secret in self._credentials.secret_values:
-            text = text.replace(secret, "***")
-        token = self._tokens.current if self._tokens is not None else None
-        if token:
-            text = text.replace(token, "***")
-        return text
+            text = response.body.decode("utf-8", errors="replace")
+        return server_text(text, _MESSAGE_LIMIT) or "(no message)"
 
     # -- service-account tokens ------------------------------------------------------------
 
@@ -910,7 +904,7 @@ def _int_header(response: Answer, name: str) -> int | None:
     if value < 0:
         request_id = response.request_id
         raise DIResponseError(
-            f"DI header {name} is not a count: {raw[:40]!r}{_rid(request_id)}",
+            f"DI header {name} is not a count: {server_text(raw, 40)!r}{_rid(request_id)}",
             status=response.status,
             request_id=request_id,
         )
@@ -922,7 +916,7 @@ def _cursor_key(cursor: list[Any]) -> str:
 
 
 def _rid(request_id: str | None) -> str:
-    return f" (request id {request_id})" if request_id else ""
+    return f" (request id {server_text(request_id, 80)})" if request_id else ""
 
 
 def _describe(exc: httpx.HTTPError) -> str:

@@ -14,8 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from di_archiver.adapters.di_auth import register_secret_document
 from di_archiver.adapters.s3_store import botocore_config, error_code
 from di_archiver.errors import SecretError
+from di_archiver.redaction import display_secret_id, install_log_redaction, register
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.parameters import SecretsProvider
@@ -33,14 +35,27 @@ def _check_shape(document: Any, *, source: str) -> dict[str, str]:
             f'{source} must be a JSON object such as {{"api_key": "..."}} or '
             '{"client_id": "...", "client_secret": "..."}'
         )
-    bad = sorted(str(k) for k, v in document.items() if not isinstance(v, str) or not v.strip())
-    if bad:
-        raise SecretError(f"{source}: field(s) {bad} must be non-empty strings")
+    register_secret_document(document)
+    # Field names are shown only when they are ours: an operator may have pasted the key itself
+    # as a field name.
+    bad = [k for k in sorted(SECRET_KEYS) if k in document and not _non_empty(document[k])]
+    others = sum(1 for k, v in document.items() if k not in SECRET_KEYS and not _non_empty(v))
+    if bad or others:
+        named = f"field(s) {bad}" if bad else ""
+        unnamed = f"{others} other field(s)" if others else ""
+        raise SecretError(
+            f"{source}: {' and '.join(p for p in (named, unnamed) if p)} must be non-empty strings"
+        )
     if not SECRET_KEYS & document.keys():
         raise SecretError(
-            f"{source} has none of the fields {sorted(SECRET_KEYS)} (found {sorted(document)})"
+            f"{source} has none of the fields {sorted(SECRET_KEYS)} (it has {len(document)} "
+            "other field(s), not shown in case one is the credential itself)"
         )
     return {str(k): str(v) for k, v in document.items()}
+
+
+def _non_empty(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip())
 
 
 class SecretProvider:
@@ -63,7 +78,8 @@ class SecretProvider:
         self._provider: SecretsProvider | None = None
 
     def __repr__(self) -> str:
-        return f"SecretProvider(secret_id={self.secret_id!r}, max_age={self.max_age})"
+        shown = display_secret_id(self.secret_id)
+        return f"SecretProvider(secret_id={shown!r}, max_age={self.max_age})"
 
     def _powertools(self) -> SecretsProvider:
         if self._provider is None:
@@ -72,6 +88,8 @@ class SecretProvider:
                 SecretsProvider,
             )
 
+            # botocore logs every response body at DEBUG, GetSecretValue's included.
+            install_log_redaction()
             client = self._client or boto3.client(
                 "secretsmanager", config=botocore_config(), endpoint_url=self._endpoint_url
             )
@@ -84,7 +102,7 @@ class SecretProvider:
             GetParameterError,
         )
 
-        source = f"secret {self.secret_id}"
+        source = f"secret {display_secret_id(self.secret_id)}"
         try:
             raw = self._powertools().get(
                 self.secret_id, max_age=self.max_age, force_fetch=force_fetch
@@ -98,11 +116,14 @@ class SecretProvider:
             raw = raw.decode("utf-8", errors="replace")
         if not isinstance(raw, str) or not raw.strip():
             raise SecretError(f"{source} is empty; store the credential as a JSON object")
+        register(raw.strip())
         try:
             document = json.loads(raw)
         except ValueError:
             # ``from None``: the JSONDecodeError keeps the whole secret string in ``.doc``.
             raise SecretError(f"{source} is not valid JSON") from None
+        if isinstance(document, dict):
+            register_secret_document(document)
         return _check_shape(document, source=source)
 
 
