@@ -70,8 +70,14 @@ class Invocation(BaseModel):
 
 def parse_invocation(event: Any) -> Invocation:
     """Validate the invocation event into :class:`Invocation` (a SettingsError if invalid)."""
-    if not isinstance(event, dict):
+    if event is None:
         event = {}
+    if not isinstance(event, dict):
+        # A bare "maintain" must not quietly run the archive mode (nor a list, nor a number).
+        raise SettingsError(
+            f"invalid invocation event: expected a JSON object such as "
+            f'{{"mode": "maintain"}}, got a JSON {_json_kind(event)}'
+        )
     if event.get("source") == "aws.events" and "mode" not in event:
         event = {}  # a scheduled rule with the default input: archive
     if "Records" in event:
@@ -103,3 +109,15 @@ def _queued_message(records: Any) -> dict[str, Any]:
     if not isinstance(message.get("org_id"), str):
         raise SettingsError("a queued archive message needs its org_id")
     return message
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, list):
+        return "array"
+    return type(value).__name__

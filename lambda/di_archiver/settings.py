@@ -11,11 +11,19 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from di_archiver.errors import SettingsError
 from di_archiver.layout import ORG_ID_PATTERN
 from di_archiver.services import ALL_SERVICES, KNOWN_SERVICES, SERVICE_NAME_PATTERN
+from di_archiver.urls import validate_api_url
 
 ENV_PREFIX = "DI_ARCHIVER_"
 MINUTES_PER_DAY = 1440
@@ -33,6 +41,13 @@ REGION_BASE_URLS: dict[Region, str] = {
     Region.IN: "https://api.in.jumpcloud.com",
 }
 DEFAULT_TOKEN_URL = "https://admin-oauth.id.jumpcloud.com/oauth2/token"  # noqa: S105 (a URL)
+# Service accounts of EU and IN organisations get their tokens in their own region, as
+# JumpCloud's own tools do.
+REGION_TOKEN_URLS: dict[Region, str] = {
+    Region.STANDARD: DEFAULT_TOKEN_URL,
+    Region.EU: "https://admin-oauth.id.eu.jumpcloud.com/oauth2/token",
+    Region.IN: "https://admin-oauth.id.in.jumpcloud.com/oauth2/token",
+}
 
 
 class AuthKind(StrEnum):
@@ -125,8 +140,9 @@ class ArchiverSettings(BaseModel):
     base_url: str | None = Field(
         default=None, description="DI API base URL; overrides region (e.g. the simulator)."
     )
-    token_url: str = Field(
-        default=DEFAULT_TOKEN_URL, description="OAuth token endpoint for service accounts."
+    token_url: str | None = Field(
+        default=None,
+        description="OAuth token endpoint for service accounts; default: the region's.",
     )
     auth_kind: AuthKind = Field(default=AuthKind.API_KEY, description="How to authenticate.")
     secret_id: str | None = Field(
@@ -252,9 +268,25 @@ class ArchiverSettings(BaseModel):
             raise ValueError("service names must be lower-case identifiers")
         return self
 
+    @field_validator("base_url", "token_url")
+    @classmethod
+    def _api_url(cls, value: str | None) -> str | None:
+        # The credential is sent there: https only (http to localhost), no metadata hosts.
+        if value is None:
+            return None
+        try:
+            return validate_api_url(value, setting="the URL")
+        except SettingsError as exc:
+            raise ValueError(str(exc)) from None
+
     @property
     def di_base_url(self) -> str:
         return (self.base_url or REGION_BASE_URLS[self.region]).rstrip("/")
+
+    @property
+    def oauth_token_url(self) -> str:
+        """The token endpoint: ``token_url`` when given, else the region's."""
+        return self.token_url or REGION_TOKEN_URLS[self.region]
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> ArchiverSettings:

@@ -143,7 +143,7 @@ def build_runtime(
         client = DIClient(
             base_url=settings.di_base_url,
             credentials=credentials,
-            token_url=settings.token_url,
+            token_url=settings.oauth_token_url,
             page_limit=settings.page_limit,
             services=list(settings.services),
             http=http,

@@ -67,6 +67,7 @@ from di_archiver.raw_events import PageFormatError, RawEvent, parse_page
 from di_archiver.redaction import server_text
 from di_archiver.settings import DEFAULT_TOKEN_URL, REGION_BASE_URLS, Region
 from di_archiver.timestamps import format_timestamp_ns
+from di_archiver.urls import validate_api_url
 
 if TYPE_CHECKING:
     from di_archiver.domain.ports import EventSource
@@ -99,8 +100,13 @@ _T = TypeVar("_T")
 
 
 def make_base_url(region: Region | str, base_url: str | None = None) -> str:
-    """The DI API base URL: ``base_url`` when given (e.g. the simulator), else the region's."""
-    return (base_url or REGION_BASE_URLS[Region(region)]).rstrip("/")
+    """The DI API base URL: ``base_url`` when given (e.g. the simulator), else the region's.
+
+    An empty ``base_url`` is an error, not "production": it is usually a variable left unset.
+    """
+    if base_url is not None:
+        return validate_api_url(base_url, setting="the DI base URL").rstrip("/")
+    return REGION_BASE_URLS[Region(region)]
 
 
 @dataclass(slots=True)
@@ -225,9 +231,12 @@ class DIClient:
             raise SettingsError(f"page_limit must be 1..{MAX_PAGE_LIMIT}; got {page_limit}")
         if isinstance(services, str) or not services:
             raise SettingsError("services must be a non-empty list of DI service names")
-        self._base_url = base_url.rstrip("/")
+        # Checked here too, not only in settings: the credential goes wherever these point.
+        self._base_url = validate_api_url(base_url, setting="the DI base URL").rstrip("/")
         self._credentials = credentials
-        self._token_url = token_url or DEFAULT_TOKEN_URL
+        self._token_url = validate_api_url(
+            token_url or DEFAULT_TOKEN_URL, setting="the OAuth token URL"
+        )
         self._page_limit = page_limit
         self._services = list(services)
         self._retry = retry or RetryPolicy()

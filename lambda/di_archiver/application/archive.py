@@ -11,7 +11,7 @@ from di_archiver.domain.engine import EngineRunError, OrgRunResult, RunReport
 from di_archiver.errors import ArchiverError, SettingsError
 from di_archiver.observability import Mode
 from di_archiver.settings import ArchiverSettings
-from di_archiver.timestamps import NS_PER_SECOND
+from di_archiver.timestamps import NS_PER_SECOND, format_timestamp_ns
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,7 @@ def archive(
 
     Raises ``EngineRunError`` (carrying the per-org report) when any org failed.
     """
+    check_time_budget(settings, remaining_seconds)
     run = runtime.engine.run(list(settings.org_ids), remaining_seconds=remaining_seconds)
     return ArchiveReport(Mode.ARCHIVE, (run,), *runtime.api_stats())
 
@@ -75,6 +76,7 @@ def resnapshot(
     """Re-read ``[start, end)`` from DI for one configured org (or all) and merge it in."""
     if org_id is not None and org_id not in settings.org_ids:
         raise SettingsError("resnapshot org_id is not one of the configured DI_ARCHIVER_ORG_IDS")
+    check_time_budget(settings, remaining_seconds)
     orgs = [org_id] if org_id else list(settings.org_ids)
     results: list[OrgRunResult] = []
     failures: list[tuple[str, ArchiverError]] = []
@@ -88,10 +90,51 @@ def resnapshot(
             run = exc.report
             failures.extend(exc.failures)
         results.extend(run.orgs)
+        # A re-snapshot has no checkpoint to continue from: stopping for time is a failure
+        # that says where to pick up, never a success summary that silently covers less.
+        failures.extend(
+            (o.org_id, _incomplete(o, start_ns, end_ns)) for o in run.orgs if _stopped(o)
+        )
     combined = RunReport(tuple(results))
     if failures:
         raise EngineRunError(combined, failures) from failures[0][1]
     return ArchiveReport(Mode.RESNAPSHOT, (combined,), *runtime.api_stats())
+
+
+class IncompleteResnapshotError(ArchiverError):
+    """A re-snapshot ran out of time before the end of its window; the message says where to
+    continue (what was written stays written)."""
+
+
+def _stopped(result: OrgRunResult) -> bool:
+    return result.stopped_early and result.error is None
+
+
+def _incomplete(result: OrgRunResult, start_ns: int, end_ns: int) -> IncompleteResnapshotError:
+    resume = result.covered_through_ns if result.covered_through_ns is not None else start_ns
+    resume = max(resume, start_ns)
+    return IncompleteResnapshotError(
+        f"re-snapshot of org {result.org_id} is incomplete: it ran out of time after "
+        f"{format_timestamp_ns(resume)} ({result.buckets} bucket(s) done); run it again with "
+        f"start {format_timestamp_ns(resume)} and end {format_timestamp_ns(end_ns)} to finish"
+    )
+
+
+def check_time_budget(
+    settings: ArchiverSettings, remaining_seconds: Callable[[], float] | None
+) -> None:
+    """SettingsError when the reserve leaves the invocation no time at all: every run would
+    stop before its first bucket and report success."""
+    if remaining_seconds is None:
+        return
+    reserve = settings.time_budget_reserve_seconds
+    available = remaining_seconds()
+    if reserve >= available:
+        raise SettingsError(
+            f"DI_ARCHIVER_TIME_BUDGET_RESERVE_SECONDS ({reserve} s) is not below the time this "
+            f"invocation has ({available:.0f} s): every run would stop before its first "
+            "bucket; set it well below the function timeout (default 60 of 900 s)"
+        )
 
 
 def planned_buckets(

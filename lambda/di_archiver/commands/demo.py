@@ -147,10 +147,15 @@ def _archive_contents(result: DemoResult, store_dir: Path) -> Counter[bytes]:
     return lines
 
 
+def _empty(directory: Path) -> bool:
+    return directory.is_dir() and not any(directory.iterdir())
+
+
 def _remove_earlier_demo(directory: Path) -> None:
     """Start fresh, but never delete a directory the demo did not create (a real archive)."""
-    if not directory.is_dir() or not (
-        (directory / DEMO_MARKER).is_file() or not any(directory.iterdir())
+    marker = directory / DEMO_MARKER
+    if directory.is_symlink() or not (
+        directory.is_dir() and ((marker.is_file() and not marker.is_symlink()) or _empty(directory))
     ):
         raise SettingsError(
             f"--dir {directory}: exists and was not created by the demo; pass another --dir "
@@ -182,8 +187,18 @@ def run_demo(
     began = time.monotonic()
     if directory.exists() and not keep:
         _remove_earlier_demo(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / DEMO_MARKER).write_text("created by di-archiver demo\n", encoding="utf-8")
+    # Only a directory the demo creates (or finds empty) gets the marker: with --keep into an
+    # existing directory, a marker would let a later run delete what was there before.
+    ours = not directory.exists() or (directory / DEMO_MARKER).is_file() or _empty(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        if ours:
+            (directory / DEMO_MARKER).write_text("created by di-archiver demo\n", encoding="utf-8")
+    except OSError as exc:
+        raise SettingsError(
+            f"--dir {directory}: cannot create the demo directory ({exc.strerror or exc}); "
+            "choose a writable place"
+        ) from exc
     # The demo signs like a deployment, with a local key instead of KMS; it lives beside the
     # archive prefix (never inside it), and a real deployment keeps it in KMS.
     key_path = directory / DEMO_SIGNING_KEY

@@ -74,7 +74,7 @@ from di_archiver.errors import (
 from di_archiver.layout import LayoutError, validate_org_id
 from di_archiver.raw_events import MalformedEventError, RawEvent
 from di_archiver.settings import ArchiverSettings
-from di_archiver.timestamps import NS_PER_SECOND
+from di_archiver.timestamps import NS_PER_SECOND, format_timestamp_ns
 
 NS_PER_DAY = 86_400 * NS_PER_SECOND
 
@@ -97,6 +97,8 @@ class EngineConfig:
     # Which archive the checkpoints belong to ("s3://bucket/prefix", "file:///dir/prefix");
     # None (tests, tools) neither records nor checks it.
     archive_id: str | None = None
+    # DI keeps events this long; a checkpoint older than that would replay empty windows.
+    retention_ns: int = 90 * NS_PER_DAY
     # Buckets (of any orgs) snapshotted at once; 1 keeps the single pipelined cursor.
     concurrency: int = 1
 
@@ -184,6 +186,8 @@ class OrgRunResult:
     freshness_lag_s: float
     stopped_early: bool
     error: str | None = None
+    # End of the newest bucket this run finished (where a stopped re-snapshot resumes).
+    covered_through_ns: int | None = None
 
 
 @dataclass(frozen=True)
@@ -319,6 +323,7 @@ class _Progress:
             freshness_lag_s=lag,
             stopped_early=self.stopped_early,
             error=self.error,
+            covered_through_ns=self.covered_ns,
         )
 
 
@@ -577,6 +582,19 @@ class ArchiveEngine:
             save_checkpoint(self._checkpoints, org_id, pinned)
         else:
             start = progress.before_ns = checkpoint.closed_through_ns
+            edge = align_down(now - config.retention_ns, config.bucket_ns)
+            if start < edge:
+                self._observer.on_warning(
+                    f"the checkpoint ({format_timestamp_ns(start)}) is older than DI's "
+                    f"retention ({config.retention_ns // NS_PER_DAY} days): DI no longer holds "
+                    f"events before {format_timestamp_ns(edge)}, so the run starts there "
+                    "instead of replaying empty windows; if the archive should hold that "
+                    "period, it was not archived in time",
+                    org_id=org_id,
+                    checkpoint=format_timestamp_ns(start),
+                    retention_edge=format_timestamp_ns(edge),
+                )
+                start = edge
         progress.saved_ns = progress.closed_through_ns = progress.covered_ns = start
         progress.saved_at_ns = self._clock()
         return plan_buckets(
