@@ -80,7 +80,11 @@ def test_a_full_cli_run_leaks_the_credential_nowhere(
             Name="di/jumpcloud", SecretString=json.dumps({"api_key": KEY})
         )
         # When the CLI runs a pass with every logger at DEBUG
+        # (the CLI sets the package logger's level; restore it for the tests that follow)
+        package = logging.getLogger("di_archiver")
+        level = package.level
         with debug_log() as log:
+            package.setLevel(logging.DEBUG)
             code = cli.main(
                 [
                     "run",
@@ -96,6 +100,7 @@ def test_a_full_cli_run_leaks_the_credential_nowhere(
                     "1",
                 ]
             )
+    package.setLevel(level)
     out, err = capsys.readouterr()
     # Then the run failed and said so
     assert code != 0

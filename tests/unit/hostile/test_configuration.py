@@ -73,11 +73,17 @@ def test_https_and_plain_http_to_this_machine_are_accepted(url: str) -> None:
 
 
 def test_the_cli_refuses_an_empty_base_url_instead_of_using_production(tmp_path: Path) -> None:
+    import logging
+
     from di_archiver import cli
 
+    # (the CLI sets the package logger's level; restore it for the tests that follow)
+    package = logging.getLogger("di_archiver")
+    level = package.level
     code = cli.main(
         ["run", "--org-id", ORG, "--archive", str(tmp_path), "--base-url", "", "--api-key-env", "K"]
     )
+    package.setLevel(level)
     assert code != 0
 
 
