@@ -37,7 +37,12 @@ class _Registry:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.secrets: set[str] = set()
-        self.pattern: re.Pattern[str] | None = None
+        # Whole spellings, longest first; `in` + `str.replace` rather than one regex, whose
+        # compile time grows with every kilobyte-long token registered at each renewal.
+        self.forms: tuple[str, ...] = ()
+        # Every _PARTIAL-character window of every secret: looked up per text position, since
+        # `re` tries alternatives one by one and thousands of them made each scrub milliseconds.
+        self.windows: frozenset[str] = frozenset()
 
 
 _registry = _Registry()
@@ -56,16 +61,45 @@ def register(*values: str) -> None:
             return
         _registry.secrets.update(fresh)
         variants = {form for secret in _registry.secrets for form in _spellings(secret)}
-        ordered = sorted(variants, key=len, reverse=True)
-        _registry.pattern = re.compile("|".join(re.escape(form) for form in ordered))
+        _registry.forms = tuple(sorted(variants, key=len, reverse=True))
+        _registry.windows = frozenset(
+            secret[i : i + _PARTIAL]
+            for secret in _registry.secrets
+            for i in range(len(secret) - _PARTIAL + 1)
+        )
 
 
 def redact(text: str) -> str:
     """``text`` with every registered secret, in every spelling, replaced by ``***``."""
-    pattern = _registry.pattern
-    if pattern is None or not text:
+    forms, windows = _registry.forms, _registry.windows
+    if not forms or not text:
         return text
-    return pattern.sub(REDACTED, text)
+    for form in forms:
+        if form in text:
+            text = text.replace(form, REDACTED)
+    return _redact_windows(text, windows)
+
+
+def _redact_windows(text: str, windows: frozenset[str]) -> str:
+    """Replace every run of text covered by windows of a secret (a partial echo) by ``***``."""
+    if not windows or len(text) < _PARTIAL:
+        return text
+    spans: list[list[int]] = []
+    for start in range(len(text) - _PARTIAL + 1):
+        if text[start : start + _PARTIAL] in windows:
+            if spans and start <= spans[-1][1]:
+                spans[-1][1] = start + _PARTIAL
+            else:
+                spans.append([start, start + _PARTIAL])
+    if not spans:
+        return text
+    pieces: list[str] = []
+    kept_from = 0
+    for span_start, span_end in spans:
+        pieces += [text[kept_from:span_start], REDACTED]
+        kept_from = span_end
+    pieces.append(text[kept_from:])
+    return "".join(pieces)
 
 
 def printable(text: str) -> str:
@@ -99,12 +133,8 @@ def display_secret_id(secret_id: str) -> str:
 
 def _spellings(secret: str) -> set[str]:
     forms = {secret}
-    # A long piece of a secret is a leak too (a server echoing part of it, a cut message):
-    # every run of _PARTIAL characters or more, longest first in the pattern.
-    if len(secret) > _PARTIAL:
-        forms |= {
-            secret[i:j] for i in range(len(secret)) for j in range(i + _PARTIAL, len(secret) + 1)
-        }
+    # A long piece of the literal secret (a partial echo, a cut message) is scrubbed by its
+    # _PARTIAL-character windows in redact(), not here.
     escaped = json.dumps(secret)[1:-1]
     forms |= {escaped, escaped.replace("/", "\\/")}
     for hexcase in (str.lower, str.upper):
