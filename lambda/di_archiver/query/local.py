@@ -484,7 +484,7 @@ def demo_queries(archive_dir: str | Path) -> str:
         query = get_named_query(name)
         result = run_named(name, window, archive=root)
         rerun = (
-            f"all rows: uv run di-archiver query --named {name} --archive {root} "
+            f"all rows: scripts/uv run di-archiver query --named {name} --archive {root} "
             f"--from {window['from_day']} --to {window['to_day']}"
         )
         parts.append(
