@@ -12,6 +12,7 @@ import importlib
 import json
 import logging
 import sys
+import traceback
 from collections.abc import Sequence
 from types import ModuleType
 
@@ -24,6 +25,7 @@ from di_archiver.commands.common import (
     flag_vocabulary,
 )
 from di_archiver.errors import ArchiverError, IntegrityError, QueryError, SettingsError
+from di_archiver.redaction import RedactingFormatter, redact
 
 COMMAND_MODULES: tuple[str, ...] = (
     "di_archiver.commands.demo",
@@ -97,7 +99,12 @@ def _configure_logging(verbose: bool) -> int:
     package_logger = logging.getLogger("di_archiver")
     previous = package_logger.level
     if verbose:
-        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        root = logging.getLogger()
+        existing = set(root.handlers)
+        logging.basicConfig(level=logging.INFO)
+        for handler in set(root.handlers) - existing:
+            # Library lines (httpx quotes a server's status text) pass through the scrub too.
+            handler.setFormatter(RedactingFormatter("%(levelname)s %(name)s: %(message)s"))
         package_logger.setLevel(logging.INFO)
     else:
         package_logger.setLevel(logging.ERROR)
@@ -122,7 +129,7 @@ def _describe(exc: BaseException) -> str:
         )
     if isinstance(exc, ArchiverError):
         return flag_vocabulary(str(exc))
-    return f"unexpected {type(exc).__name__}: {exc} (run with -v for the traceback)"
+    return redact(f"unexpected {type(exc).__name__}: {exc} (run with -v for the traceback)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -135,7 +142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except Exception as exc:
         if args.verbose and not isinstance(exc, ArchiverError):
-            raise
+            # Scrubbed: a library's exception (or one it chains) may quote the credential.
+            print(redact("".join(traceback.format_exception(exc))), file=sys.stderr, end="")
         code = EXIT_USAGE if type(exc).__name__ == "NoRegionError" else exit_code_of(exc)
         message = _describe(exc)
         print(f"di-archiver {args.command}: error: {message}", file=sys.stderr)

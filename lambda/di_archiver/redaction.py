@@ -67,6 +67,8 @@ def register(*values: str) -> None:
             for secret in _registry.secrets
             for i in range(len(secret) - _PARTIAL + 1)
         )
+    # From the first secret on, every log record is scrubbed, whichever entry point runs.
+    install_log_redaction()
 
 
 def redact(text: str) -> str:
@@ -176,6 +178,14 @@ def _scrub_record(record: logging.LogRecord) -> logging.LogRecord:
         # Formatters reuse a pre-rendered traceback; render it now, scrubbed.
         record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
     return record
+
+
+class RedactingFormatter(logging.Formatter):
+    """A formatter whose whole output is scrubbed: message, ``extra`` fields and tracebacks
+    (chained exceptions included), which a record factory cannot reach."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
 
 
 def install_log_redaction() -> None:

@@ -7,6 +7,7 @@ not secret, but logs travel further than the archive does.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from di_archiver.errors import ArchiverError, DIApiError, UnexpectedError
 from di_archiver.observability import METRICS_NAMESPACE, SERVICE_NAME, Metric
-from di_archiver.redaction import install_log_redaction
+from di_archiver.redaction import install_log_redaction, redact
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -40,6 +41,20 @@ def tracing_enabled(environ: Mapping[str, str] | None = None) -> bool:
     return bool(env.get("AWS_XRAY_DAEMON_ADDRESS"))
 
 
+def _redacting_formatter() -> Any:
+    """Powertools' JSON formatter with its whole output scrubbed: it renders tracebacks and
+    ``extra`` fields itself, after the record factory's scrub of the message."""
+    from aws_lambda_powertools.logging.formatter import (  # noqa: PLC0415
+        LambdaPowertoolsFormatter,
+    )
+
+    class RedactingPowertoolsFormatter(LambdaPowertoolsFormatter):
+        def format(self, record: logging.LogRecord) -> str:
+            return redact(super().format(record))
+
+    return RedactingPowertoolsFormatter()
+
+
 @cache
 def powertools() -> tuple[Logger, Metrics, Tracer | None]:
     """The process-wide Logger, Metrics and Tracer (created on first use, not at import).
@@ -55,7 +70,7 @@ def powertools() -> tuple[Logger, Metrics, Tracer | None]:
 
         tracer = Tracer(service=SERVICE_NAME)
     return (
-        Logger(service=SERVICE_NAME),
+        Logger(service=SERVICE_NAME, logger_formatter=_redacting_formatter()),
         Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME),
         tracer,
     )
