@@ -4,7 +4,7 @@ Adapters wrap library errors (``botocore``, ``httpx``) in these with ``raise ...
 Messages say what to fix and never contain a credential.
 """
 
-from di_archiver.redaction import redact
+from di_archiver.redaction import redact, server_text
 
 
 class ArchiverError(Exception):
@@ -97,7 +97,9 @@ def describe_failure(exc: BaseException) -> tuple[str, str]:
     exception is prefixed with its type so e.g. a corrupt line reads as ``JSONDecodeError: ...``.
     """
     kind = type(exc).__name__
-    text = " ".join(str(exc).split())[:_FAILURE_MESSAGE_LIMIT] or "(no message)"
+    # Scrubbed before the cut (a cut first could leave most of a key); a library's message
+    # may quote what it was given.
+    text = server_text(str(exc), _FAILURE_MESSAGE_LIMIT) or "(no message)"
     return kind, text if isinstance(exc, ArchiverError) else f"{kind}: {text}"
 
 

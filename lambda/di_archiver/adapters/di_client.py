@@ -602,7 +602,6 @@ class DIClient:
         last_status: int | None = None
         request_id: str | None = None
         malformed = False
-        cause: BaseException | None = None
 
         def out_of_time(remaining: float) -> DITransientError:
             return DITransientError(
@@ -616,7 +615,7 @@ class DIClient:
         while True:
             remaining = self._remaining()
             if remaining is not None and remaining < self._min_attempt_seconds:
-                raise out_of_time(remaining) from cause
+                raise out_of_time(remaining) from None
             attempts += 1
             retry_after: float | None = None
             # An answer already in hand was sent (and metered) once: judge it, send nothing.
@@ -625,7 +624,7 @@ class DIClient:
             if limiter is not None:
                 max_wait = None if remaining is None else remaining - self._min_attempt_seconds
                 if not limiter.acquire(max_wait):
-                    raise out_of_time(self._remaining() or 0.0) from cause
+                    raise out_of_time(self._remaining() or 0.0) from None
                 # The wait for a turn used some of the budget this attempt may spend.
                 remaining = self._remaining()
             budget = (
@@ -658,15 +657,15 @@ class DIClient:
             except RequestDeadlineExceeded:
                 self.stats.transport_errors += 1
                 last_reason = f"the request took longer than {budget:.1f} s in total"
-                last_status, malformed, cause = None, False, None
+                last_status, malformed = None, False
             except BodyUnreadable as exc:
                 self.stats.truncated += 1
-                last_reason, last_status, malformed, cause = str(exc), 200, True, None
+                last_reason, last_status, malformed = str(exc), 200, True
             except (httpx.TransportError, httpx.DecodingError) as exc:
                 self.stats.transport_errors += 1
                 if isinstance(exc, httpx.RemoteProtocolError | httpx.DecodingError):
                     self.stats.truncated += 1
-                last_reason, last_status, malformed, cause = _describe(exc), None, False, exc
+                last_reason, last_status, malformed = _describe(exc), None, False
                 if isinstance(exc, httpx.TimeoutException):
                     last_reason = f"{last_reason}; the request's limit was {budget:.1f} s"
             else:
@@ -683,7 +682,7 @@ class DIClient:
                     return handle(response)
                 except _Retry as signal:
                     last_reason, last_status = signal.reason, response.status
-                    malformed, retry_after, cause = signal.malformed, signal.retry_after, None
+                    malformed, retry_after = signal.malformed, signal.retry_after
                     if signal.immediate:
                         attempts -= 1
                         continue
@@ -693,7 +692,7 @@ class DIClient:
             remaining = self._remaining()
             if remaining is not None and remaining - delay < self._min_attempt_seconds:
                 # Sleeping would leave no time for the attempt it waits for.
-                raise out_of_time(remaining) from cause
+                raise out_of_time(remaining) from None
             self.stats.retries += 1
             logger.warning(
                 "%s attempt %d/%d failed (%s)%s; retrying in %.3f s",
@@ -710,7 +709,7 @@ class DIClient:
             f"{what} failed after {attempts} attempts; last: {last_reason}{_rid(request_id)}",
             status=last_status,
             request_id=request_id,
-        ) from cause
+        ) from None  # the library's exception may quote what it was sent; the text names it
 
     def _exchange(
         self, send: Callable[[httpx.Timeout], httpx.Response], timeout: httpx.Timeout, budget: float

@@ -109,10 +109,13 @@ def test_gives_up_after_max_attempts_with_a_useful_message() -> None:
 def test_gives_up_on_persistent_transport_errors() -> None:
     # Given connections that always fail
     di = Scripted([httpx.ConnectError("refused")] * 4)
-    # When read / Then DITransientError names the failure and keeps the cause
-    with pytest.raises(DITransientError, match=r"after 4 attempts; last: transport error") as info:
+    # When read / Then DITransientError names the failure by type, and does not chain the
+    # library's exception (its text may quote what was sent, the credential included)
+    with pytest.raises(
+        DITransientError, match=r"after 4 attempts; last: transport error \(ConnectError\)"
+    ) as info:
         list(make_client(di).iter_pages(ORG, START_NS, END_NS))
-    assert isinstance(info.value.__cause__, httpx.ConnectError)
+    assert info.value.__cause__ is None
 
 
 @pytest.mark.parametrize("status", [400, 401, 402, 403, 404])
