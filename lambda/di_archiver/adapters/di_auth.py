@@ -102,10 +102,17 @@ _FIELDS: dict[AuthKind, tuple[str, ...]] = {
 _KNOWN_FIELDS = frozenset(name for names in _FIELDS.values() for name in names)
 
 
+# Fields whose values are not secret and name things an operator must read in messages.
+_PUBLIC_FIELDS = frozenset({"client_id", "org_id", "org_ids", "region", "auth_kind", "note"})
+
+
 def register_secret_document(document: Mapping[Any, Any]) -> None:
-    """Register every value of a credential secret, and any field name that could itself be a
-    credential (a key pasted as the name), before anything about it can be printed."""
-    values = [v.strip() for v in document.values() if isinstance(v, str)]
+    """Register every value of a credential secret but the public ones (ids, notes), and any
+    field name that could itself be a credential (a key pasted as the name), before anything
+    about it can be printed."""
+    values = [
+        v.strip() for k, v in document.items() if isinstance(v, str) and k not in _PUBLIC_FIELDS
+    ]
     names = [
         k
         for k in document

@@ -116,14 +116,14 @@ class SecretProvider:
             raw = raw.decode("utf-8", errors="replace")
         if not isinstance(raw, str) or not raw.strip():
             raise SecretError(f"{source} is empty; store the credential as a JSON object")
-        register(raw.strip())
         try:
             document = json.loads(raw)
         except ValueError:
+            register(raw.strip())  # perhaps the bare key: never to be shown
             # ``from None``: the JSONDecodeError keeps the whole secret string in ``.doc``.
             raise SecretError(f"{source} is not valid JSON") from None
-        if isinstance(document, dict):
-            register_secret_document(document)
+        if not isinstance(document, dict):
+            register(raw.strip())
         return _check_shape(document, source=source)
 
 
