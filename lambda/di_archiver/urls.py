@@ -7,6 +7,7 @@ configuration must not send it in clear text or to the cloud's instance-metadata
 from __future__ import annotations
 
 import ipaddress
+import socket
 from urllib.parse import urlsplit
 
 from di_archiver.errors import SettingsError
@@ -22,18 +23,32 @@ _METADATA_HOSTS = frozenset(
     }
 )
 _METADATA_IPS = (ipaddress.ip_address("fd00:ec2::254"), ipaddress.ip_address("169.254.169.254"))
-_LOCAL_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+# Only names every resolver answers from the hosts file; `*.localhost` may go to DNS.
+_LOCAL_NAMES = frozenset({"localhost"})
+
+
+def _address(name: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address ``name`` spells, in any form the system resolver accepts as one: dotted,
+    but also ``2852039166``, ``0xa9fea9fe`` or ``169.254.43518`` (all 169.254.169.254)."""
+    try:
+        return ipaddress.ip_address(name)
+    except ValueError:
+        pass
+    if not name or not all(c in "0123456789abcdefx." for c in name) or not name[0].isdigit():
+        return None
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(name))
+    except OSError:
+        return None
 
 
 def is_loopback_host(host: str) -> bool:
     """``localhost`` or a loopback address (127.0.0.0/8, ::1)."""
     name = host.strip("[]").lower().rstrip(".")
-    if name in _LOCAL_NAMES or name.endswith(".localhost"):
+    if name in _LOCAL_NAMES:
         return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
+    address = _address(name)
+    return address is not None and address.is_loopback
 
 
 def validate_api_url(url: str, *, setting: str) -> str:
@@ -67,9 +82,8 @@ def validate_api_url(url: str, *, setting: str) -> str:
     name = host.lower().rstrip(".")
     if name in _METADATA_HOSTS:
         raise SettingsError(f"{setting} points at an instance-metadata service ({host})")
-    try:
-        address = ipaddress.ip_address(name)
-    except ValueError:
+    address = _address(name)
+    if address is None:
         return text
     if address in _METADATA_IPS or address.is_link_local or address.is_unspecified:
         raise SettingsError(

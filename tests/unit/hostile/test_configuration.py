@@ -48,6 +48,13 @@ def settings(**values: Any) -> ArchiverSettings:
         ("https://user:pw@api.jumpcloud.com", "user name or password"),
         ("ftp://api.jumpcloud.com", "https:// URL"),
         ("api.jumpcloud.com", "https:// URL"),
+        # 169.254.169.254 as the system resolver also reads it
+        ("https://2852039166/", "link-local or metadata"),
+        ("https://0xa9fea9fe/", "link-local or metadata"),
+        ("https://169.254.43518/", "link-local or metadata"),
+        ("https://0/", "link-local or metadata"),
+        # a *.localhost name may be resolved by DNS, to another machine
+        ("http://di.localhost:8080", "plain http"),
     ],
 )
 def test_base_and_token_urls_that_would_expose_the_credential_are_refused(
@@ -72,19 +79,23 @@ def test_https_and_plain_http_to_this_machine_are_accepted(url: str) -> None:
     assert settings(base_url=url).di_base_url == url.rstrip("/")
 
 
-def test_the_cli_refuses_an_empty_base_url_instead_of_using_production(tmp_path: Path) -> None:
-    import logging
-
+def test_the_cli_refuses_an_empty_base_url_instead_of_using_production(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from di_archiver import cli
 
-    # (the CLI sets the package logger's level; restore it for the tests that follow)
-    package = logging.getLogger("di_archiver")
-    level = package.level
+    # Given a credential in the environment, so only the empty URL can be wrong
+    monkeypatch.setenv("K", "an-api-key-that-is-long-enough-0123456789")
+    # When the CLI runs with --base-url ''
     code = cli.main(
         ["run", "--org-id", ORG, "--archive", str(tmp_path), "--base-url", "", "--api-key-env", "K"]
     )
-    package.setLevel(level)
-    assert code != 0
+    # Then it is a usage error naming the base URL, and nothing was archived
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "--base-url" in err, err
+    assert "URL is empty" in err, err
+    assert not any(tmp_path.rglob("*.jsonl.gz"))
 
 
 # -- finding 7: the token host follows the region -------------------------------------------
