@@ -3,6 +3,7 @@ credential sent in clear text, a silent no-op, a silent archive run or a deleted
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -193,6 +194,25 @@ def test_a_checkpoint_older_than_retention_warns_and_starts_at_the_retention_edg
     edge = clock.now - 90 * NS_PER_DAY
     assert min(start for _org, start, _end in source.calls) >= edge - CONFIG.bucket_ns
     assert any("older than DI's retention" in w[0] for w in observer.warnings)
+
+
+def test_a_checkpoint_older_than_retention_is_replayed_while_di_still_holds_events_there() -> None:
+    # Given a checkpoint 120 days old and a DI that still holds an event from 100 days ago
+    clock = Clock(parse_timestamp_ns("2026-05-04T12:00:00Z"))
+    observer = RecordingObserver()
+    source = FakeSource()
+    old_event = make_event(format_timestamp_ns(clock.now - 100 * NS_PER_DAY), "a" * 24)
+    source.add(ORG, old_event)
+    rt = runtime(source, clock, observer, retention_ns=90 * NS_PER_DAY)
+    save_checkpoint(rt.checkpoints, ORG, Checkpoint(clock.now - 120 * NS_PER_DAY, 60, clock.now))
+    # When a pass runs
+    rt.engine.run([ORG])
+    # Then nothing was skipped: the old event is archived and no retention warning was given
+    assert not any("older than DI's retention" in w[0] for w in observer.warnings)
+    store = rt.store
+    assert isinstance(store, MemoryStore)
+    archived = [line for lines in store.content().values() for line in lines]
+    assert [json.loads(line)["id"] for line in archived] == [old_event["id"]]
 
 
 # -- finding 9: the demo removes only what it created ----------------------------------------
