@@ -124,12 +124,25 @@ def display_secret_id(secret_id: str) -> str:
     of Secrets Manager secrets have a path or a recognisable shape; a long single token without
     separators does not, so it is described instead of shown.
     """
-    if secret_id.startswith("arn:") or "/" in secret_id:
-        return redact(secret_id)
-    if len(secret_id) < 20 and not re.search(r"\d{6,}", secret_id):
+    if secret_id.startswith("arn:") or not any(
+        _looks_like_credential(part) for part in secret_id.split("/")
+    ):
         return redact(secret_id)
     return (
         f"(the secret id given, {len(secret_id)} characters, not shown: it looks like a credential)"
+    )
+
+
+def _looks_like_credential(token: str) -> bool:
+    """A long run of digits, or 20+ characters mixing letters and digits with no word breaks
+    (a key, or a base64 secret, whose ``/`` would otherwise pass it off as a secret's path)."""
+    if re.search(r"\d{6,}", token):
+        return True
+    return (
+        len(token) >= 20
+        and not re.search(r"[-_.]", token)
+        and bool(re.search(r"\d", token))
+        and bool(re.search(r"[A-Za-z]", token))
     )
 
 

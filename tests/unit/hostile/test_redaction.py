@@ -83,6 +83,9 @@ def test_our_errors_never_print_a_registered_secret() -> None:
         ("jumpcloud", True),
         ("0123456789abcdef0123456789abcdef01234567", False),
         ("jca_8f7e6d5c4b3a29181716151413121110", False),
+        ("prod/di-archiver/jumpcloud-api-key", True),
+        # a base64 secret pasted as the id: its "/" must not pass it off as a path
+        ("c2VjcmV0a2V5MTIzNDU2Nzg5MGFi/Y2RlZmdoaWprbG1ub3A=", False),
     ],
 )
 def test_a_secret_id_is_shown_only_when_it_cannot_be_a_credential(
