@@ -151,11 +151,16 @@ def _empty(directory: Path) -> bool:
     return directory.is_dir() and not any(directory.iterdir())
 
 
+def _is_marker(path: Path) -> bool:
+    """The demo's own marker: a regular file, never a symlink (writing through one would
+    overwrite its target)."""
+    return path.is_file() and not path.is_symlink()
+
+
 def _remove_earlier_demo(directory: Path) -> None:
     """Start fresh, but never delete a directory the demo did not create (a real archive)."""
-    marker = directory / DEMO_MARKER
     if directory.is_symlink() or not (
-        directory.is_dir() and ((marker.is_file() and not marker.is_symlink()) or _empty(directory))
+        directory.is_dir() and (_is_marker(directory / DEMO_MARKER) or _empty(directory))
     ):
         raise SettingsError(
             f"--dir {directory}: exists and was not created by the demo; pass another --dir "
@@ -189,11 +194,12 @@ def run_demo(
         _remove_earlier_demo(directory)
     # Only a directory the demo creates (or finds empty) gets the marker: with --keep into an
     # existing directory, a marker would let a later run delete what was there before.
-    ours = not directory.exists() or (directory / DEMO_MARKER).is_file() or _empty(directory)
+    marker = directory / DEMO_MARKER
+    ours = not directory.exists() or _empty(directory) or _is_marker(marker)
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        if ours:
-            (directory / DEMO_MARKER).write_text("created by di-archiver demo\n", encoding="utf-8")
+        if ours and not _is_marker(marker):
+            marker.write_text("created by di-archiver demo\n", encoding="utf-8")
     except OSError as exc:
         raise SettingsError(
             f"--dir {directory}: cannot create the demo directory ({exc.strerror or exc}); "

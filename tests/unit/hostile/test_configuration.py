@@ -242,3 +242,20 @@ def test_archiving_into_an_existing_directory_with_keep_does_not_mark_it_as_the_
     with pytest.raises(SettingsError, match="not created by the demo"):
         run_demo(precious, events=10, days=0.1)
     assert (precious / "thesis.txt").exists()
+
+
+def test_a_marker_that_is_a_symlink_is_neither_trusted_nor_written_through(
+    tmp_path: Path,
+) -> None:
+    # Given a directory whose demo marker is a symlink to a file elsewhere
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    target = tmp_path / "thesis.txt"
+    target.write_text("years of work")
+    (precious / DEMO_MARKER).symlink_to(target)
+    # When the demo archives into it with --keep
+    run_demo(precious, events=10, days=0.1, keep=True)
+    # Then the symlink's target is untouched, and the directory is still not the demo's
+    assert target.read_text() == "years of work"
+    with pytest.raises(SettingsError, match="not created by the demo"):
+        run_demo(precious, events=10, days=0.1)
