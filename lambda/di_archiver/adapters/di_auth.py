@@ -13,13 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from di_archiver.errors import SecretError
-from di_archiver.redaction import display_secret_id, register
+from di_archiver.redaction import REDACTED, display_secret_id, register
 from di_archiver.settings import AuthKind
 
 DEFAULT_RENEW_MARGIN_SECONDS = 60.0
 # Used when the token endpoint omits ``expires_in``: short enough to be safe, long enough to cache.
 FALLBACK_TOKEN_TTL_SECONDS = 300.0
-_REDACTED = "***"
 
 
 def header_safe(value: str) -> bool:
@@ -52,14 +51,9 @@ class ApiKeyCredentials:
         _check_fields("the API key credential", {"api_key": self.api_key})
 
     def __repr__(self) -> str:
-        return f"ApiKeyCredentials(api_key={_REDACTED}, source={self.source!r})"
+        return f"ApiKeyCredentials(api_key={REDACTED}, source={self.source!r})"
 
     __str__ = __repr__
-
-    @property
-    def secret_values(self) -> tuple[str, ...]:
-        """Values that must never be shown (used to scrub server-provided text)."""
-        return (self.api_key,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,15 +74,10 @@ class ServiceAccountCredentials:
     def __repr__(self) -> str:
         return (
             f"ServiceAccountCredentials(client_id={self.client_id!r}, "
-            f"client_secret={_REDACTED}, source={self.source!r})"
+            f"client_secret={REDACTED}, source={self.source!r})"
         )
 
     __str__ = __repr__
-
-    @property
-    def secret_values(self) -> tuple[str, ...]:
-        """Values that must never be shown (used to scrub server-provided text)."""
-        return (self.client_secret,)
 
 
 Credentials = ApiKeyCredentials | ServiceAccountCredentials
@@ -203,11 +192,6 @@ class TokenCache:
                 self._refresh()
             assert self._token is not None
             return self._token
-
-    @property
-    def current(self) -> str | None:
-        """The cached token, if any (used only to scrub it from server-provided text)."""
-        return self._token
 
     def invalidate(self, token: str | None = None) -> None:
         """Forget the cached token (only if it is still ``token``, when given)."""
