@@ -58,8 +58,11 @@ def serve(bomb: bytes, stop: threading.Event) -> ThreadingHTTPServer:
                 for byte in body:
                     if stop.wait(5.0):
                         return
-                    self.wfile.write(bytes([byte]))
-                    self.wfile.flush()
+                    try:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                    except OSError:  # the client gave up at its deadline, as it should
+                        return
                 return
             body, headers = (bomb, {"Content-Encoding": "gzip"}) if kind == "bomb" else (SMALL, {})
             self.send_response(200)
