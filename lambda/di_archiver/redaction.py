@@ -124,26 +124,26 @@ def display_secret_id(secret_id: str) -> str:
     of Secrets Manager secrets have a path or a recognisable shape; a long single token without
     separators does not, so it is described instead of shown.
     """
-    if secret_id.startswith("arn:") or not any(
-        _looks_like_credential(part) for part in secret_id.split("/")
-    ):
+    if secret_id.startswith("arn:"):
+        return redact(secret_id)
+    parts = secret_id.split("/")
+    if len(parts) == 1:
+        shown = len(secret_id) < 20 and not re.search(r"\d{6,}", secret_id)
+    else:
+        shown = not any(_looks_like_credential(part) for part in parts)
+    if shown:
         return redact(secret_id)
     return (
         f"(the secret id given, {len(secret_id)} characters, not shown: it looks like a credential)"
     )
 
 
-def _looks_like_credential(token: str) -> bool:
-    """A long run of digits, or 20+ characters mixing letters and digits with no word breaks
-    (a key, or a base64 secret, whose ``/`` would otherwise pass it off as a secret's path)."""
-    if re.search(r"\d{6,}", token):
+def _looks_like_credential(part: str) -> bool:
+    """A long run of digits, or 20+ characters mixing letters and digits (a key, or a piece of
+    a base64 secret, whose ``/`` would otherwise pass it off as a secret's path)."""
+    if re.search(r"\d{6,}", part):
         return True
-    return (
-        len(token) >= 20
-        and not re.search(r"[-_.]", token)
-        and bool(re.search(r"\d", token))
-        and bool(re.search(r"[A-Za-z]", token))
-    )
+    return len(part) >= 20 and bool(re.search(r"\d", part)) and bool(re.search(r"[A-Za-z]", part))
 
 
 def _spellings(secret: str) -> set[str]:

@@ -84,6 +84,10 @@ def test_our_errors_never_print_a_registered_secret() -> None:
         ("0123456789abcdef0123456789abcdef01234567", False),
         ("jca_8f7e6d5c4b3a29181716151413121110", False),
         ("prod/di-archiver/jumpcloud-api-key", True),
+        # keys with separators and no long run of digits (base64url OAuth secrets look so)
+        ("jca_Zq8mXk2LpRt7Vw9YbN4cHd6Fg3Js1Ku5", False),
+        ("kJ8s-Qw3_Er5tY7uI9oP1aS2dF4gH6jK8lZ0xC", False),
+        ("di/kJ8s-Qw3_Er5tY7uI9oP1aS2dF4gH6jK8lZ0xC", False),
         # a base64 secret pasted as the id: its "/" must not pass it off as a path
         ("c2VjcmV0a2V5MTIzNDU2Nzg5MGFi/Y2RlZmdoaWprbG1ub3A=", False),
     ],
