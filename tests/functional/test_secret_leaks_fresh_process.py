@@ -100,3 +100,25 @@ def test_lambda_log_lines_scrub_extra_fields_and_chained_tracebacks() -> None:
     assert [line["message"] for line in lines] == ["retrying", "run failed unexpectedly"]
     assert "ValueError" in lines[1]["exception"]
     assert_nowhere(KEY, out, err)
+
+
+def test_a_key_from_the_environment_given_again_as_an_argument_is_not_echoed(
+    tmp_path: Path,
+) -> None:
+    # Given the key in the environment, and pasted by mistake as --org-id too
+    # When a fresh CLI process rejects the arguments (before any request is made)
+    code, out, err = run_child(
+        "import sys; from di_archiver.cli import main; sys.exit(main(sys.argv[1:]))",
+        "run",
+        "--org-id",
+        KEY,
+        "--archive",
+        str(tmp_path / "archive"),
+        "--base-url",
+        "http://127.0.0.1:9",
+        env={"JUMPCLOUD_API_KEY": KEY},
+    )
+    # Then it is a usage error about --org-id that does not repeat the key
+    assert code == 2, err
+    assert "--org-id" in err
+    assert_nowhere(KEY, out, err, files=tmp_path)

@@ -141,6 +141,8 @@ def secret_from_env(
     api_key = env.get(key_var, "").strip()
     client_id = env.get(CLIENT_ID_ENV, "").strip()
     client_secret = env.get(CLIENT_SECRET_ENV, "").strip()
+    # Before anything else can print them: settings errors quote the arguments they reject.
+    register(api_key, client_secret)
     if api_key_env and not api_key:
         raise SecretError(f"environment variable {api_key_env} is not set or empty")
     if api_key and (client_id or client_secret) and not api_key_env:
