@@ -66,6 +66,7 @@ from di_archiver.domain.snapshot import (
 )
 from di_archiver.errors import (
     ArchiverError,
+    DIBadRequestError,
     DITransientError,
     SettingsError,
     UnexpectedError,
@@ -583,9 +584,7 @@ class ArchiveEngine:
         else:
             start = progress.before_ns = checkpoint.closed_through_ns
             edge = align_down(now - config.retention_ns, config.bucket_ns)
-            # Skipping is only safe when DI really holds nothing there (one count request);
-            # if it still does (retention is DI's to apply), those events are archived.
-            if start < edge and self._source.count(org_id, start, edge) == 0:
+            if start < edge and not self._holds_events(org_id, start, edge):
                 self._observer.on_warning(
                     f"the checkpoint ({format_timestamp_ns(start)}) is older than DI's "
                     f"retention ({config.retention_ns // NS_PER_DAY} days): DI no longer holds "
@@ -606,6 +605,15 @@ class ArchiveEngine:
             lag_ns=config.lag_ns,
             settle_ns=config.settle_ns,
         )
+
+    def _holds_events(self, org_id: str, start_ns: int, end_ns: int) -> bool:
+        """Whether DI still returns events before its retention edge (retention is DI's to
+        apply: a constant is no proof that they are gone). A query DI refuses outright there
+        holds nothing it would serve either; a transient failure fails the org for this run."""
+        try:
+            return self._source.count(org_id, start_ns, end_ns) > 0
+        except DIBadRequestError:
+            return False
 
     def _archive_org(
         self, org_id: str, budget: _Budget, progress: _Progress, writer: _Writer

@@ -16,7 +16,7 @@ from di_archiver.application.runtime import Runtime
 from di_archiver.commands.demo import DEMO_MARKER, run_demo
 from di_archiver.domain.checkpoint import Checkpoint, save_checkpoint
 from di_archiver.domain.engine import NS_PER_DAY, ArchiveEngine, EngineRunError
-from di_archiver.errors import SettingsError
+from di_archiver.errors import DIBadRequestError, SettingsError
 from di_archiver.invocation import parse_invocation
 from di_archiver.settings import ArchiverSettings
 from di_archiver.timestamps import format_timestamp_ns, parse_timestamp_ns
@@ -213,6 +213,29 @@ def test_a_checkpoint_older_than_retention_is_replayed_while_di_still_holds_even
     assert isinstance(store, MemoryStore)
     archived = [line for lines in store.content().values() for line in lines]
     assert [json.loads(line)["id"] for line in archived] == [old_event["id"]]
+
+
+def test_a_checkpoint_older_than_retention_skips_to_the_edge_when_di_refuses_to_count_there() -> (
+    None
+):
+    # Given a checkpoint 120 days old and a DI that answers 400 to a count before its retention
+    class RefusingOldCounts(FakeSource):
+        def count(self, org_id: str, start_ns: int, end_ns: int) -> int:
+            if start_ns < clock.now - 90 * NS_PER_DAY:
+                raise DIBadRequestError(
+                    "DI /events/count rejected the query (HTTP 400)", status=400
+                )
+            return super().count(org_id, start_ns, end_ns)
+
+    clock = Clock(parse_timestamp_ns("2026-05-04T12:00:00Z"))
+    observer = RecordingObserver()
+    source = RefusingOldCounts()
+    rt = runtime(source, clock, observer, retention_ns=90 * NS_PER_DAY)
+    save_checkpoint(rt.checkpoints, ORG, Checkpoint(clock.now - 120 * NS_PER_DAY, 60, clock.now))
+    # When a pass runs / Then it does not fail every pass: it warns and starts at the edge
+    rt.engine.run([ORG])
+    assert any("older than DI's retention" in w[0] for w in observer.warnings)
+    assert min(start for _org, start, _end in source.calls) >= clock.now - 91 * NS_PER_DAY
 
 
 # -- finding 9: the demo removes only what it created ----------------------------------------
