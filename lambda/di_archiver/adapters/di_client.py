@@ -932,7 +932,10 @@ def _describe(exc: httpx.HTTPError) -> str:
         return f"timeout ({type(exc).__name__})"
     if isinstance(exc, httpx.RemoteProtocolError):
         return "connection closed mid-response (RemoteProtocolError)"
-    return f"transport error ({type(exc).__name__})"
+    # The library's text tells a refused connection from a DNS or TLS failure; scrubbed, since
+    # the exception itself is not chained.
+    detail = server_text(str(exc), 120)
+    return f"transport error ({type(exc).__name__}{': ' + detail if detail else ''})"
 
 
 def _flatten(pages: Iterator[Page]) -> Iterator[RawEvent]:

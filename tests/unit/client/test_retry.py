@@ -112,7 +112,7 @@ def test_gives_up_on_persistent_transport_errors() -> None:
     # When read / Then DITransientError names the failure by type, and does not chain the
     # library's exception (its text may quote what was sent, the credential included)
     with pytest.raises(
-        DITransientError, match=r"after 4 attempts; last: transport error \(ConnectError\)"
+        DITransientError, match=r"after 4 attempts; last: transport error \(ConnectError: refused\)"
     ) as info:
         list(make_client(di).iter_pages(ORG, START_NS, END_NS))
     assert info.value.__cause__ is None
