@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -20,23 +19,13 @@ from di_archiver import handler
 from di_archiver.errors import SettingsError
 from di_archiver.simulator import OrgSpec, Simulator, SimulatorConfig
 
+from .lambda_context import FakeContext
+
 BUCKET = "di-archive-fanout"
 SECRET_ID = "di-archiver/msp"
 PREFIX = "/di-archiver/fanout"
 KEY = "msp-key"
 ORGS = ("64a0c0ffee0000000000f001", "64a0c0ffee0000000000f002", "64a0c0ffee0000000000f003")
-
-
-@dataclass
-class FakeContext:
-    function_name: str = "di-archiver-worker"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:worker"
-    aws_request_id: str = "req-1"
-    remaining_ms: int = 900_000
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ import json
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -23,22 +22,12 @@ from di_archiver.simulator.config import DEMO_API_KEY, DEMO_ORG_ID, OrgSpec
 from di_archiver.timestamps import NS_PER_SECOND
 from di_archiver.wiring import build_runtime
 
+from .lambda_context import FakeContext
+
 BUCKET = "di-archive-e2e"
 SECRET_ID = "di-archiver/jumpcloud"
 PREFIX = "/di-archiver/checkpoints"
 LAG_S = 300
-
-
-@dataclass
-class FakeContext:
-    function_name: str = "di-archiver"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:di-archiver"
-    aws_request_id: str = "req-1"
-    remaining_ms: int = 900_000
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
 
 
 @pytest.fixture(scope="module")
