@@ -119,7 +119,12 @@ def _partition_dir(prefix: str, org_id: str, service: str, day: date) -> str:
 def bucket_object_key(prefix: str, org_id: str, service: str, start_ns: int, end_ns: int) -> str:
     """Key of the object holding ``service`` events of ``org_id`` with ``start <= ts < end``."""
     day = day_of_ns(start_ns)
-    base = day_start_ns(day)
+    return f"{_partition_dir(prefix, org_id, service, day)}/{_bucket_name(start_ns, end_ns)}"
+
+
+def _bucket_name(start_ns: int, end_ns: int) -> str:
+    """``HHMM-HHMM.jsonl.gz`` of a bucket within one UTC day, on whole minutes."""
+    base = day_start_ns(day_of_ns(start_ns))
     if not (base <= start_ns < end_ns <= base + NS_PER_DAY):
         raise LayoutError("a bucket must lie within one UTC day")
     if (start_ns - base) % (60 * NS_PER_SECOND) or (end_ns - base) % (60 * NS_PER_SECOND):
@@ -127,20 +132,18 @@ def bucket_object_key(prefix: str, org_id: str, service: str, start_ns: int, end
     start_min = (start_ns - base) // (60 * NS_PER_SECOND)
     end_min = (end_ns - base) // (60 * NS_PER_SECOND)
     name = f"{start_min // 60:02d}{start_min % 60:02d}-{end_min // 60:02d}{end_min % 60:02d}"
-    return f"{_partition_dir(prefix, org_id, service, day)}/{name}{OBJECT_SUFFIX}"
+    return f"{name}{OBJECT_SUFFIX}"
 
 
 def late_object_key(prefix: str, org_id: str, service: str, start_ns: int, end_ns: int) -> str:
     """Key of a bucket staged for a sealed day: outside every path a query reads."""
-    bucket = bucket_object_key("", org_id, service, start_ns, end_ns)
-    day = day_of_ns(start_ns)
     return _join(
         prefix,
         LATE_ROOT,
         f"{ORG_PARTITION}={org_id}",
-        f"{DATE_PARTITION}={day.isoformat()}",
+        f"{DATE_PARTITION}={day_of_ns(start_ns).isoformat()}",
         f"{SERVICE_PARTITION}={service}",
-        bucket.rsplit("/", 1)[1],
+        _bucket_name(start_ns, end_ns),
     )
 
 
@@ -153,29 +156,43 @@ def late_root(prefix: str, org_id: str | None = None) -> str:
 
 def parse_late_key(key: str) -> ObjectKey:
     """Inverse of :func:`late_object_key`."""
+    kind = "a staged archive object key"
     match = _LATE_KEY.match(key)
     if match is None:
-        raise LayoutError(f"not a staged archive object key: {key!r}")
-    day = date.fromisoformat(match["day"])
-    base = day_start_ns(day)
-    start, end = match["start"], match["end"]
+        raise LayoutError(f"not {kind}: {key!r}")
+    day = _key_day(match["day"], key, kind)
+    start_ns, end_ns = _bucket_span(day, match["start"], match["end"], key, kind)
     parsed = ObjectKey(
         prefix=match["prefix"] or "",
         org_id=match["org"],
         service=match["svc"],
         day=day,
-        start_ns=base + (int(start[:2]) * 60 + int(start[2:])) * 60 * NS_PER_SECOND,
-        end_ns=base + (int(end[:2]) * 60 + int(end[2:])) * 60 * NS_PER_SECOND,
+        start_ns=start_ns,
+        end_ns=end_ns,
         sealed=False,
         late=True,
     )
-    try:
-        canonical = parsed.key
-    except LayoutError:
-        canonical = None
-    if canonical != key:
+    if parsed.key != key:
         raise LayoutError(f"not a canonical staged archive object key: {key!r}")
     return parsed
+
+
+def _key_day(text: str, key: str, kind: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        # dt=2026-13-45 has the layout's shape but no calendar day: a key we never write.
+        raise LayoutError(f"not {kind} (impossible date): {key!r}") from None
+
+
+def _bucket_span(day: date, start: str, end: str, key: str, kind: str) -> tuple[int, int]:
+    """``HHMM`` bounds of a key's bucket, in ns; within the day or a LayoutError."""
+    base = day_start_ns(day)
+    start_ns = base + (int(start[:2]) * 60 + int(start[2:])) * 60 * NS_PER_SECOND
+    end_ns = base + (int(end[:2]) * 60 + int(end[2:])) * 60 * NS_PER_SECOND
+    if not base <= start_ns < end_ns <= base + NS_PER_DAY:
+        raise LayoutError(f"not {kind} (impossible bucket): {key!r}")
+    return start_ns, end_ns
 
 
 def sealed_day_key(prefix: str, org_id: str, service: str, day: date) -> str:
@@ -208,23 +225,15 @@ def certificate_key(prefix: str, org_id: str, day: date) -> str:
 
 def parse_object_key(key: str) -> ObjectKey:
     """Inverse of :func:`bucket_object_key` / :func:`sealed_day_key`."""
+    kind = "an archive object key"
     match = _OBJECT_KEY.match(key)
     if match is None:
-        raise LayoutError(f"not an archive object key: {key!r}")
-    try:
-        day = date.fromisoformat(match["day"])
-    except ValueError:
-        # dt=2026-13-45 has the layout's shape but no calendar day: a key we never write.
-        raise LayoutError(f"not an archive object key (impossible date): {key!r}") from None
-    base = day_start_ns(day)
+        raise LayoutError(f"not {kind}: {key!r}")
+    day = _key_day(match["day"], key, kind)
     if match["sealed"]:
-        start_ns, end_ns = base, base + NS_PER_DAY
+        start_ns, end_ns = day_start_ns(day), day_start_ns(day) + NS_PER_DAY
     else:
-        start, end = match["start"], match["end"]
-        start_ns = base + (int(start[:2]) * 60 + int(start[2:])) * 60 * NS_PER_SECOND
-        end_ns = base + (int(end[:2]) * 60 + int(end[2:])) * 60 * NS_PER_SECOND
-        if not base <= start_ns < end_ns <= base + NS_PER_DAY:
-            raise LayoutError(f"not an archive object key (impossible bucket): {key!r}")
+        start_ns, end_ns = _bucket_span(day, match["start"], match["end"], key, kind)
     parsed = ObjectKey(
         prefix=match["prefix"] or "",
         org_id=match["org"],
