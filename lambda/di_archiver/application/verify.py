@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import IO, Any
+from typing import Any
 
 from di_archiver.domain.ports import (
     ArchiveStore,
-    LinkReportingStore,
     SignatureVerifier,
-    StoredObject,
-    child_prefixes,
-    open_object,
 )
 from di_archiver.domain.verify import ExpectedHead, VerifyReport, verify_archive
 from di_archiver.errors import SettingsError
@@ -37,8 +33,6 @@ def verify(
     A scheduled verify reads a recent window so it fits one invocation on any archive size;
     the manifest chain inside the window is still walked link by link.
     """
-    if on_object is not None:
-        store = ObservedStore(store, on_object)
     if last_days is not None:
         start_day = (datetime.now(UTC) - timedelta(days=last_days)).date()
     return verify_archive(
@@ -49,6 +43,7 @@ def verify(
         end_day=end_day,
         verifier=verifier,
         expected_heads=expected_heads,
+        on_object=on_object,
     )
 
 
@@ -80,47 +75,6 @@ def verify_summary(report: VerifyReport, *, mask: Any = str) -> dict[str, Any]:
             mask(org): [day.isoformat(), sha] for org, (day, sha) in report.chain_heads.items()
         },
     }
-
-
-class ObservedStore:
-    """A read-only view of a store that reports each object verify opens (for progress)."""
-
-    def __init__(self, inner: ArchiveStore, on_open: Callable[[str], None]) -> None:
-        self._inner = inner
-        self._on_open = on_open
-
-    def get_stream(self, key: str) -> IO[bytes] | None:
-        self._on_open(key)
-        return open_object(self._inner, key)
-
-    def get(self, key: str) -> bytes | None:
-        return self._inner.get(key)
-
-    def head(self, key: str) -> StoredObject | None:
-        return self._inner.head(key)
-
-    def list(self, prefix: str) -> Iterator[StoredObject]:
-        return self._inner.list(prefix)
-
-    def list_prefixes(self, prefix: str) -> Iterator[str]:
-        return iter(child_prefixes(self._inner, prefix))
-
-    def symlinks(self, prefix: str) -> Iterator[tuple[str, str]]:
-        # Progress must not hide a local archive's links from verify.
-        if isinstance(self._inner, LinkReportingStore):
-            return self._inner.symlinks(prefix)
-        return iter(())
-
-    def put(self, key: str, body: bytes, metadata: Mapping[str, str]) -> None:
-        raise PermissionError("verify never writes")
-
-    def delete(self, key: str) -> None:
-        raise PermissionError("verify never writes")
-
-    def put_file(
-        self, key: str, fileobj: IO[bytes], size: int, metadata: Mapping[str, str]
-    ) -> None:
-        raise PermissionError("verify never writes")
 
 
 def count_objects(store: ArchiveStore, *, prefix: str) -> int:

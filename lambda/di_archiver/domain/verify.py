@@ -42,7 +42,7 @@ buffers whatever the size of a sealed day.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -232,6 +232,7 @@ def verify_archive(
     today: date | None = None,
     verifier: SignatureVerifier | None = None,
     expected_heads: Sequence[ExpectedHead] = (),
+    on_object: Callable[[str], None] | None = None,
 ) -> VerifyReport:
     """Check objects, manifests and chains of the selected orgs and days; never writes.
 
@@ -241,6 +242,7 @@ def verify_archive(
     every missing predecessor is a ``chain`` finding. ``today`` ends an open window (default:
     the current UTC date). With a ``verifier`` every manifest in range must carry a valid
     certificate; ``expected_heads`` are published heads the archive must still contain.
+    ``on_object`` is told each listed object's key as it is checked (progress).
     """
     prefix = prefix.strip("/")
     wanted = set(org_ids) if org_ids is not None else None
@@ -293,6 +295,8 @@ def verify_archive(
             parsed.day, start_day, end_day
         ):
             continue
+        if on_object is not None:
+            on_object(stored.key)
         object_facts, findings, count = check_object(store, stored, parsed)
         report.findings.extend(findings)
         report.objects_checked += 1

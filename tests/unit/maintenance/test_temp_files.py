@@ -58,3 +58,24 @@ def test_a_leftover_temp_file_is_a_verify_finding_until_maintenance_removes_it(
     assert [(f.kind, f.key) for f in after.findings] == [
         ("temp", f"{PREFIX}/org={ORG}/.tmp-busy.gz")
     ]
+
+
+def test_verify_with_progress_still_reports_leftover_temp_files(tmp_path: Path) -> None:
+    # Given a local archive holding a temporary file of an interrupted write
+    from di_archiver.application.verify import verify
+
+    store = LocalArchiveStore(tmp_path)
+    source = FakeSource(now=day_ns(DAY0) + 2 * DAY)
+    populate(source, DAY0, 1, per_day=5)
+    FakeEngine(source, store).archive_days(ORG, DAY0, 1)
+    (tmp_path / PREFIX / f"org={ORG}" / ".tmp-killed.gz").write_bytes(b"half an object")
+    seen: list[str] = []
+
+    # When verify runs with a progress callback (what the CLI does on a terminal)
+    report = verify(store, prefix=PREFIX, on_object=seen.append)
+
+    # Then the temp file is a finding, and progress saw every checked object
+    assert ("temp", f"{PREFIX}/org={ORG}/.tmp-killed.gz") in [
+        (f.kind, f.key) for f in report.findings
+    ]
+    assert len(seen) == report.objects_checked > 0
