@@ -548,12 +548,22 @@ class ArchiveEngine:
 
     def _snapshot_unit(
         self, org_id: str, planned: PlannedBucket, now_ns: int
-    ) -> tuple[BucketResult, dict[str, int], int]:
+    ) -> tuple[BucketResult, dict[str, int]]:
         """Fetch and write one bucket on a worker thread; only a small summary comes back,
         so the bucket's lines are freed as soon as its objects are written."""
         collected = self._collect(org_id, planned)
         outcome = self._write(collected, now_ns)
-        return self._summarise(collected, outcome), collected.unknown_services, outcome.revised
+        return self._summarise(collected, outcome), collected.unknown_services
+
+    def _stopped_for_time(self, org_id: str, progress: _Progress, exc: DITransientError) -> None:
+        # The source gave up because the invocation is ending (its deadline), not because DI
+        # failed for good: what is written stays, and the next run continues from there.
+        progress.stopped_early = True
+        self._observer.on_warning(
+            "ran out of time inside a bucket; it is left for the next run",
+            org_id=org_id,
+            reason=str(exc),
+        )
 
     def _load(self, org_id: str, now: int) -> Checkpoint | None:
         return load_checkpoint(
@@ -674,14 +684,7 @@ class ArchiveEngine:
                     with contextlib.suppress(Exception):
                         self._finish(*pending, progress, advance=advance)
                 raise
-            # The source gave up because the invocation is ending (its deadline), not because
-            # DI failed for good: finish what is written and let the next run continue.
-            progress.stopped_early = True
-            self._observer.on_warning(
-                "ran out of time inside a bucket; it is left for the next run",
-                org_id=org_id,
-                reason=str(exc),
-            )
+            self._stopped_for_time(org_id, progress, exc)
         except BaseException:
             if pending is not None:
                 # Record a write that did succeed so the checkpoint may still cover it.
@@ -850,15 +853,13 @@ class _ConcurrentOrg:
             self._prefix = ContiguousPrefix(self.progress.closed_through_ns)
         return next(self._buckets, None)
 
-    def run_unit(self, planned: PlannedBucket) -> tuple[BucketResult, dict[str, int], int]:
+    def run_unit(self, planned: PlannedBucket) -> tuple[BucketResult, dict[str, int]]:
         return self.engine._snapshot_unit(self.org_id, planned, self.progress.now_ns)
 
-    def unit_done(
-        self, planned: PlannedBucket, value: tuple[BucketResult, dict[str, int], int]
-    ) -> None:
-        result, unknown, revised = value
+    def unit_done(self, planned: PlannedBucket, value: tuple[BucketResult, dict[str, int]]) -> None:
+        result, unknown = value
         engine, progress = self.engine, self.progress
-        engine._warn_bucket(self.org_id, planned.start_ns, unknown, revised)
+        engine._warn_bucket(self.org_id, planned.start_ns, unknown, result.revised)
         progress.count(result)
         engine._observer.on_bucket(result)
         assert self._prefix is not None
@@ -874,14 +875,7 @@ class _ConcurrentOrg:
 
     def unit_failed(self, planned: PlannedBucket | None, exc: BaseException) -> None:
         if isinstance(exc, DITransientError) and self.budget.exhausted():
-            # The client gave up because the invocation is ending, not because DI failed for
-            # good: what is written stays, the next run continues.
-            self.progress.stopped_early = True
-            self.engine._observer.on_warning(
-                "ran out of time inside a bucket; it is left for the next run",
-                org_id=self.org_id,
-                reason=str(exc),
-            )
+            self.engine._stopped_for_time(self.org_id, self.progress, exc)
             return
         if self.error is not None:
             return  # the first failure is the one reported; others are its echoes
