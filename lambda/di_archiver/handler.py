@@ -75,8 +75,8 @@ def run_use_case(
     runtime: app.Runtime,
     remaining: Callable[[], float],
 ) -> dict[str, Any]:
-    """Call the one use case the invocation names, emit its report, return its summary."""
-    check_duty(call, settings)
+    """Call the one use case the invocation names (its duty already checked by ``handle``),
+    emit its report, return its summary."""
     if call.mode is Mode.ARCHIVE and call.org_id is not None:
         queue = queue_factory(settings)
         return app.archive_org(
@@ -118,7 +118,7 @@ def run_use_case(
         prefix=settings.archive_prefix,
         org_ids=settings.org_ids,
         last_days=call.days,
-        verifier=runtime.verifier or build_verifier(settings),
+        verifier=build_verifier(settings),
     )
     telemetry.emit_verify(verified)
     if not verified.ok:

@@ -13,7 +13,6 @@ if TYPE_CHECKING:
         CheckpointStore,
         EventSource,
         HeadPublisher,
-        SignatureVerifier,
         Signer,
     )
     from di_archiver.domain.reconcile import BucketSnapshotter
@@ -46,7 +45,6 @@ class Runtime:
     closeables: list[Closeable] = field(default_factory=list)
     signer: Signer | None = None
     publishers: list[HeadPublisher] = field(default_factory=list)
-    verifier: SignatureVerifier | None = None
     reads_di: bool = True
 
     def close(self) -> None:
