@@ -169,3 +169,17 @@ class Progress:
             self.stream.write("\r" + " " * self._width + "\r")
             self.stream.flush()
             self._width = 0
+
+
+class CountingPublisher:
+    """Counts signed heads and keeps the newest per org (printed as the heads to store)."""
+
+    def __init__(self) -> None:
+        self.signed = 0
+        self.newest: dict[str, tuple[str, str]] = {}
+
+    def publish(self, head: Mapping[str, Any]) -> None:
+        self.signed += 1
+        org, day = str(head["org"]), str(head["day"])
+        if org not in self.newest or day >= self.newest[org][0]:
+            self.newest[org] = (day, str(head["manifest_sha256"]))

@@ -18,7 +18,7 @@ import json
 import shutil
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,13 @@ from di_archiver.adapters.local_store import LocalArchiveStore
 from di_archiver.adapters.retry import RetryPolicy
 from di_archiver.adapters.signing import LocalKeySigner
 from di_archiver.archive_format import decode_lines, event_timestamp_ns, serialise_event
-from di_archiver.commands.common import DEFAULT_ARCHIVE, EXIT_FINDINGS, EXIT_OK, emit
+from di_archiver.commands.common import (
+    DEFAULT_ARCHIVE,
+    EXIT_FINDINGS,
+    EXIT_OK,
+    CountingPublisher,
+    emit,
+)
 from di_archiver.errors import SettingsError
 from di_archiver.layout import parse_object_key, validate_org_id
 from di_archiver.settings import ArchiverSettings
@@ -213,7 +219,7 @@ def run_demo(
         if key_path.exists()
         else LocalKeySigner.generate(key_path)
     )
-    heads = _HeadRecorder()
+    heads = CountingPublisher()
     clock = SimulatorClock(now_ns=DEMO_NOW_NS)
     sim = Simulator(
         SimulatorConfig(
@@ -280,8 +286,8 @@ def run_demo(
         )
         result.reconcile_findings = len(maintenance.findings)
         result.api_retries, result.api_errors = runtime.api_stats()
-        result.manifests_signed = len(heads.heads)
-        newest = heads.newest(org_id)
+        result.manifests_signed = heads.signed
+        newest = heads.newest.get(org_id)
         expected_heads = []
         if newest is not None:
             result.head = newest
@@ -316,24 +322,6 @@ def run_demo(
     result.duplicates = sum(count - 1 for count in archived.values() if count > 1)
     result.seconds = time.monotonic() - began
     return result
-
-
-class _HeadRecorder:
-    """The demo's stand-in for EventBridge: remembers every signed head."""
-
-    def __init__(self) -> None:
-        self.heads: list[dict[str, Any]] = []
-
-    def publish(self, head: Mapping[str, Any]) -> None:
-        self.heads.append(dict(head))
-
-    def newest(self, org_id: str) -> tuple[str, str] | None:
-        mine = [h for h in self.heads if h["org"] == org_id]
-        if not mine:
-            return None
-        # A repair republishes a day: of the newest day's heads, the one published last holds.
-        last = sorted(mine, key=lambda h: str(h["day"]))[-1]
-        return str(last["day"]), str(last["manifest_sha256"])
 
 
 def _ts_ns(line: bytes) -> int:

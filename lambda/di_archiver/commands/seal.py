@@ -14,7 +14,6 @@ Object Lock to lock) is refused before anything is written.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from di_archiver import application
@@ -23,6 +22,7 @@ from di_archiver.commands.common import (
     EXIT_FAILURE,
     EXIT_FINDINGS,
     EXIT_OK,
+    CountingPublisher,
     Progress,
     emit,
     flag_vocabulary,
@@ -100,20 +100,6 @@ def _lock_values(args: argparse.Namespace) -> dict[str, Any]:
         "signing_key_id": args.signing_kms_key_id,
     }
     return {k: v for k, v in values.items() if v is not None}
-
-
-class CountingPublisher:
-    """Counts signed heads and keeps the newest per org (printed as the heads to store)."""
-
-    def __init__(self) -> None:
-        self.signed = 0
-        self.newest: dict[str, tuple[str, str]] = {}
-
-    def publish(self, head: Mapping[str, Any]) -> None:
-        self.signed += 1
-        org, day = str(head["org"]), str(head["day"])
-        if org not in self.newest or day >= self.newest[org][0]:
-            self.newest[org] = (day, str(head["manifest_sha256"]))
 
 
 def build_settings(
