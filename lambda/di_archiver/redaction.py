@@ -193,12 +193,16 @@ def _scrub_record(record: logging.LogRecord) -> logging.LogRecord:
     return record
 
 
-class RedactingFormatter(logging.Formatter):
-    """A formatter whose whole output is scrubbed: message, ``extra`` fields and tracebacks
-    (chained exceptions included), which a record factory cannot reach."""
+class RedactingOutput:
+    """Mixin for a logging formatter: its whole output is scrubbed (message, ``extra`` fields
+    and tracebacks, chained exceptions included), which a record factory cannot reach."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return redact(super().format(record))
+        return redact(super().format(record))  # type: ignore[misc]
+
+
+class RedactingFormatter(RedactingOutput, logging.Formatter):
+    """The standard formatter, scrubbed."""
 
 
 def install_log_redaction() -> None:

@@ -7,7 +7,6 @@ not secret, but logs travel further than the archive does.
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -16,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from di_archiver.errors import ArchiverError, DIApiError, UnexpectedError
 from di_archiver.observability import METRICS_NAMESPACE, SERVICE_NAME, Metric
-from di_archiver.redaction import install_log_redaction, redact
+from di_archiver.redaction import RedactingOutput, install_log_redaction
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -48,9 +47,8 @@ def _redacting_formatter() -> Any:
         LambdaPowertoolsFormatter,
     )
 
-    class RedactingPowertoolsFormatter(LambdaPowertoolsFormatter):
-        def format(self, record: logging.LogRecord) -> str:
-            return redact(super().format(record))
+    class RedactingPowertoolsFormatter(RedactingOutput, LambdaPowertoolsFormatter):
+        pass
 
     return RedactingPowertoolsFormatter()
 
