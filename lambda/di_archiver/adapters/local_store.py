@@ -241,7 +241,7 @@ class LocalArchiveStore:
                 path.is_symlink()
                 or not path.is_file()
                 or path.name.endswith(META_SUFFIX)
-                or path.name.startswith(".tmp-")
+                or path.name.startswith(TEMP_PREFIX)
             ):
                 continue
             key = path.relative_to(self.root).as_posix()
@@ -264,7 +264,7 @@ class LocalArchiveStore:
                 and entry.name.startswith(start)
                 and any(
                     not p.name.endswith(META_SUFFIX)
-                    and not p.name.startswith(".tmp-")
+                    and not p.name.startswith(TEMP_PREFIX)
                     and p.is_file()
                     for p in entry.rglob("*")
                 )

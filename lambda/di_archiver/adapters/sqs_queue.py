@@ -66,10 +66,9 @@ class SqsOrgQueue:
             try:
                 answer = self.client.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
             except (ClientError, BotoCoreError) as exc:
-                code = error_code(exc) if isinstance(exc, ClientError) else type(exc).__name__
                 raise QueueError(
-                    f"cannot enqueue org work on {self.queue_url}: {code}; check the queue "
-                    "exists and the function may sqs:SendMessage to it"
+                    f"cannot enqueue org work on {self.queue_url}: {error_code(exc)}; check the "
+                    "queue exists and the function may sqs:SendMessage to it"
                 ) from exc
             failed.extend(batch[int(f["Id"])].org_id for f in answer.get("Failed", []))
         if failed:
