@@ -21,10 +21,10 @@ from di_archiver.archive_format import (
     FAST_LEVEL,
     encode_lines,
     event_timestamp_ns,
-    serialise_event,
     sort_key,
 )
 from di_archiver.layout import service_partition
+from di_archiver.raw_events import serialise_event
 from di_archiver.simulator import Simulator, SimulatorClock, SimulatorConfig
 from di_archiver.simulator.config import DEMO_ORG_ID, OrgSpec
 from di_archiver.timestamps import NS_PER_SECOND

@@ -12,7 +12,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
-import json
 import struct
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
@@ -21,8 +20,8 @@ from typing import IO, Any
 
 from di_archiver import __version__
 from di_archiver.errors import ArchiverError
-from di_archiver.raw_events import MalformedEventError, event_head
-from di_archiver.timestamps import format_timestamp_ns, parse_timestamp_ns
+from di_archiver.raw_events import event_head, serialise_event, timestamp_ns
+from di_archiver.timestamps import format_timestamp_ns
 
 META_COUNT = "di-count"
 META_SHA256 = "di-sha256"
@@ -83,20 +82,7 @@ def object_metadata(
 
 
 def event_timestamp_ns(event: Mapping[str, Any]) -> int:
-    value = event.get("timestamp")
-    if not isinstance(value, str):
-        raise MalformedEventError(f"event id={event.get('id')!r} has no string timestamp")
-    try:
-        return parse_timestamp_ns(value)
-    except ValueError as exc:
-        raise MalformedEventError(f"event id={event.get('id')!r}: {exc}") from None
-
-
-def serialise_event(event: Mapping[str, Any]) -> bytes:
-    """Compact UTF-8 JSON of a parsed event, keys in order: what a compact JSON server (the
-    simulator) sends for it. The archive never re-encodes what DI sent; this serves the tools
-    and tests that start from parsed events."""
-    return json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
+    return timestamp_ns(event.get("timestamp"), event.get("id"))
 
 
 def sort_key(ts_ns: int, event: Mapping[str, Any], line: bytes) -> tuple[int, str, bytes]:

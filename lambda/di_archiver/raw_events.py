@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import msgspec
@@ -79,7 +80,8 @@ def _head_fields(line: bytes) -> tuple[Any, Any, Any]:
     return head.timestamp, head.id, head.service
 
 
-def _timestamp_ns(value: Any, event_id: Any) -> int:
+def timestamp_ns(value: Any, event_id: Any) -> int:
+    """An event's ``timestamp`` in ns, or a MalformedEventError naming the event."""
     if not isinstance(value, str):
         raise MalformedEventError(f"event id={event_id!r} has no string timestamp")
     try:
@@ -95,7 +97,7 @@ def event_head(line: bytes) -> RawEvent:
     ``ValueError`` when ``line`` is not JSON.
     """
     timestamp, event_id, service = _head_fields(line)
-    ts = _timestamp_ns(timestamp, event_id)
+    ts = timestamp_ns(timestamp, event_id)
     text = event_id if isinstance(event_id, str) else str(event_id)
     return _new(RawEvent, (ts, text, service, line))
 
@@ -139,11 +141,11 @@ def parse_page(body: bytes) -> list[RawEvent]:
         except msgspec.DecodeError:
             timestamp, event_id, service = _head_fields(line)
         if type(timestamp) is not str:
-            _timestamp_ns(timestamp, event_id)  # raises with the event's id
+            timestamp_ns(timestamp, event_id)  # raises with the event's id
         try:
             ts = parse_timestamp_ns(timestamp)
         except ValueError:
-            ts = _timestamp_ns(timestamp, event_id)
+            ts = timestamp_ns(timestamp, event_id)
         if type(event_id) is not str:
             event_id = str(event_id)
         append(_new(RawEvent, (ts, event_id, service, line)))
@@ -203,5 +205,11 @@ def _end(match: re.Match[str] | None) -> int:
 
 def raw_event_of(event: dict[str, Any]) -> RawEvent:
     """A :class:`RawEvent` of a parsed event, serialised compactly (simulators, tests, tools)."""
-    line = json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
-    return event_head(line)
+    return event_head(serialise_event(event))
+
+
+def serialise_event(event: Mapping[str, Any]) -> bytes:
+    """Compact UTF-8 JSON of a parsed event, keys in order: what a compact JSON server (the
+    simulator) sends for it. The archive never re-encodes what DI sent; this serves the tools
+    and tests that start from parsed events."""
+    return json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()

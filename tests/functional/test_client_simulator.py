@@ -14,9 +14,8 @@ import pytest
 from di_archiver.adapters.di_auth import ApiKeyCredentials, ServiceAccountCredentials
 from di_archiver.adapters.di_client import DIClient
 from di_archiver.adapters.retry import RetryPolicy
-from di_archiver.archive_format import serialise_event
 from di_archiver.errors import DIAuthenticationError, DIForbiddenError, DIPaymentRequiredError
-from di_archiver.raw_events import RawEvent
+from di_archiver.raw_events import RawEvent, serialise_event
 from di_archiver.simulator import (
     FaultConfig,
     LateIndexingConfig,

@@ -15,8 +15,9 @@ from moto import mock_aws
 
 from di_archiver import handler
 from di_archiver.adapters.retry import RetryPolicy
-from di_archiver.archive_format import decode_lines, serialise_event
+from di_archiver.archive_format import decode_lines
 from di_archiver.errors import ArchiverError, SettingsError
+from di_archiver.raw_events import serialise_event
 from di_archiver.simulator import Simulator, SimulatorConfig
 from di_archiver.simulator.config import DEMO_API_KEY, DEMO_ORG_ID, OrgSpec
 from di_archiver.timestamps import NS_PER_SECOND

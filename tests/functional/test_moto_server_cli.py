@@ -13,8 +13,9 @@ import boto3
 import httpx
 import pytest
 
-from di_archiver.archive_format import decode_lines, serialise_event
+from di_archiver.archive_format import decode_lines
 from di_archiver.cli import main
+from di_archiver.raw_events import serialise_event
 from di_archiver.simulator import Simulator, SimulatorConfig
 from di_archiver.simulator.config import DEMO_API_KEY, DEMO_ORG_ID, OrgSpec
 from di_archiver.timestamps import NS_PER_SECOND

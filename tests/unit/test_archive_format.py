@@ -12,10 +12,10 @@ from di_archiver.archive_format import (
     META_FIRST_TS,
     META_LAST_TS,
     META_SHA256,
-    MalformedEventError,
     decode_lines,
     encode_events,
 )
+from di_archiver.raw_events import MalformedEventError
 
 SAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "di-sample-events.jsonl"
 
@@ -106,7 +106,7 @@ def test_held_lines_cost_about_their_size_in_memory() -> None:
     # Given a fresh interpreter that keeps 50,000 serialised ~900-byte events (a busy bucket)
     script = (
         "import resource\n"
-        "from di_archiver.archive_format import serialise_event\n"
+        "from di_archiver.raw_events import serialise_event\n"
         "event = {'id': 'x' * 24, 'timestamp': '2026-05-04T09:15:02Z', 'payload': 'a' * 850}\n"
         "def rss(): return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024\n"
         "before = rss()\n"

@@ -27,7 +27,7 @@ from di_archiver import application
 from di_archiver.adapters.local_store import LocalArchiveStore
 from di_archiver.adapters.retry import RetryPolicy
 from di_archiver.adapters.signing import LocalKeySigner
-from di_archiver.archive_format import decode_lines, event_timestamp_ns, serialise_event
+from di_archiver.archive_format import decode_lines, event_timestamp_ns
 from di_archiver.commands.common import (
     DEFAULT_ARCHIVE,
     EXIT_FINDINGS,
@@ -37,6 +37,7 @@ from di_archiver.commands.common import (
 )
 from di_archiver.errors import SettingsError
 from di_archiver.layout import parse_object_key, validate_org_id
+from di_archiver.raw_events import serialise_event
 from di_archiver.settings import ArchiverSettings
 from di_archiver.simulator import Simulator, SimulatorClock, SimulatorConfig
 from di_archiver.simulator.config import (

@@ -8,13 +8,12 @@ import pytest
 from di_archiver.archive_format import (
     META_FETCHED_AT,
     META_SHA256,
-    MalformedEventError,
     encode_events,
 )
 from di_archiver.domain.engine import EngineRunError
 from di_archiver.errors import BucketTooLargeError
 from di_archiver.layout import LayoutError, day_of_ns, sealed_day_key
-from di_archiver.raw_events import RawEvent
+from di_archiver.raw_events import MalformedEventError, RawEvent
 from tests.unit.engine.fakes import ORG, FakeSource, event, page_of
 from tests.unit.engine.helpers import HOUR, at, rig
 

@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from di_archiver.archive_format import encode_lines, event_timestamp_ns, serialise_event, sort_key
+from di_archiver.archive_format import encode_lines, event_timestamp_ns, sort_key
 from di_archiver.domain.ports import StoredObject
 from di_archiver.layout import bucket_object_key, service_partition
-from di_archiver.raw_events import RawEvent, raw_event_of
+from di_archiver.raw_events import RawEvent, raw_event_of, serialise_event
 from di_archiver.timestamps import NS_PER_MS, NS_PER_SECOND, format_timestamp_ns
 
 ORG = "64a0c0ffee0000000000a001"
