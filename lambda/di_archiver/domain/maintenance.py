@@ -45,9 +45,8 @@ from di_archiver.domain.seal import (
     NullMaintenanceObserver,
     Retention,
     SealResult,
-    checkpoint_archived_from,
     checkpoint_bucket_minutes,
-    closed_through_ns,
+    checkpoint_span,
 )
 from di_archiver.errors import ArchiverError, IntegrityError, SettingsError, describe_failure
 from di_archiver.timestamps import NS_PER_SECOND, format_timestamp_ns
@@ -270,11 +269,11 @@ def maintain(
             break
         org = progress[org_id] = _OrgProgress(org_id)
         try:
-            closed_ns = closed_through_ns(checkpoints, org_id)
-            if closed_ns is None:
+            span = checkpoint_span(checkpoints, org_id)
+            if span is None:
                 org.skipped_reason = "no checkpoint yet"
                 continue
-            archived_from = checkpoint_archived_from(checkpoints, org_id)
+            closed_ns, archived_from = span
             if seal:
                 org.sealed.extend(
                     sealer.seal_org(

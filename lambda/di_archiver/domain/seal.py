@@ -264,8 +264,10 @@ def day_bounds(day: date) -> tuple[int, int]:
     return start, start + NS_PER_DAY
 
 
-def closed_through_ns(checkpoints: CheckpointStore, org_id: str) -> int | None:
-    """End of the newest closed bucket recorded in the org's checkpoint document."""
+def checkpoint_span(checkpoints: CheckpointStore, org_id: str) -> tuple[int, int | None] | None:
+    """``(closed_through, archived_from)`` from the org's checkpoint document, read once: the
+    end of the newest closed bucket, and where the archive begins (the first run's backfill
+    start) when recorded. None when the org has no checkpoint yet."""
     document = checkpoints.load(org_id)
     if document is None:
         return None
@@ -275,18 +277,14 @@ def closed_through_ns(checkpoints: CheckpointStore, org_id: str) -> int | None:
             f"checkpoint of org {org_id} has no closed_through; run the archiver once first"
         )
     try:
-        return parse_timestamp_ns(value)
+        closed_ns = parse_timestamp_ns(value)
     except ValueError as exc:
         raise CheckpointError(f"checkpoint of org {org_id}: bad closed_through ({exc})") from None
-
-
-def checkpoint_archived_from(checkpoints: CheckpointStore, org_id: str) -> int | None:
-    """Where the org's archive begins (the first run's backfill start), when recorded."""
-    value = (checkpoints.load(org_id) or {}).get("archived_from")
+    value = document.get("archived_from")
     if not isinstance(value, str):
-        return None
+        return closed_ns, None
     try:
-        return parse_timestamp_ns(value)
+        return closed_ns, parse_timestamp_ns(value)
     except ValueError as exc:
         raise CheckpointError(f"checkpoint of org {org_id}: bad archived_from ({exc})") from None
 
