@@ -115,13 +115,18 @@ def exit_code_of(exc: BaseException) -> int:
     """The documented exit code for an error that ended a command."""
     if isinstance(exc, IntegrityError):
         return EXIT_FINDINGS
-    if isinstance(exc, SettingsError | QueryError):
+    if isinstance(exc, SettingsError | QueryError) or _is_no_region(exc):
         return EXIT_USAGE
     return EXIT_FAILURE
 
 
+def _is_no_region(exc: BaseException) -> bool:
+    # botocore's NoRegionError, by name: the CLI does not import botocore to start up.
+    return type(exc).__name__ == "NoRegionError"
+
+
 def _describe(exc: BaseException) -> str:
-    if type(exc).__name__ == "NoRegionError":
+    if _is_no_region(exc):
         return (
             "no AWS region configured for the S3/SSM/Secrets Manager clients: set AWS_REGION "
             "(or AWS_DEFAULT_REGION, or a profile's region); --jumpcloud-region is JumpCloud's "
@@ -144,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.verbose and not isinstance(exc, ArchiverError):
             # Scrubbed: a library's exception (or one it chains) may quote the credential.
             print(redact("".join(traceback.format_exception(exc))), file=sys.stderr, end="")
-        code = EXIT_USAGE if type(exc).__name__ == "NoRegionError" else exit_code_of(exc)
+        code = exit_code_of(exc)
         message = _describe(exc)
         print(f"di-archiver {args.command}: error: {message}", file=sys.stderr)
         if args.json:
