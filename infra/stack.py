@@ -140,10 +140,11 @@ class ArchiverStack(Stack):
             for name, value in environment.items()
             if name not in (env_names["object_lock_mode"], env_names["object_lock_days"])
         }
+        archiver_env = {**archive_env, env_names["duty"]: Duty.ARCHIVE.value}
         self.archiver = ArchiverFunction(
             self,
             "Archiver",
-            environment={**archive_env, env_names["duty"]: Duty.ARCHIVE.value},
+            environment=archiver_env,
             memory_size=config.memory_size,
             log_retention=log_retention,
             schedules=[
@@ -162,9 +163,8 @@ class ArchiverStack(Stack):
             description="copies JumpCloud Directory Insights events to S3 (hourly objects)",
             code=code,
         )
-        sealed_env = {
-            name: value for name, value in environment.items() if name != env_names["secret_id"]
-        }
+        secret_name = env_names["secret_id"]
+        sealed_env = {name: value for name, value in environment.items() if name != secret_name}
         self.sealer = ArchiverFunction(
             self,
             "Sealer",
@@ -191,11 +191,7 @@ class ArchiverStack(Stack):
             self,
             "Verifier",
             environment={
-                **{
-                    name: value
-                    for name, value in sealed_env.items()
-                    if name not in (env_names["object_lock_mode"], env_names["object_lock_days"])
-                },
+                **{name: value for name, value in archive_env.items() if name != secret_name},
                 env_names["duty"]: Duty.VERIFY.value,
                 env_names["signing_key_id"]: self.signing_key.key_arn,
             },
@@ -237,7 +233,7 @@ class ArchiverStack(Stack):
                 "FanOut",
                 code=self.archiver.code,
                 role=self.archiver.role,
-                environment={**archive_env, env_names["duty"]: Duty.ARCHIVE.value},
+                environment=archiver_env,
                 memory_size=config.memory_size,
                 log_retention=_LOG_RETENTION[config.log_retention_days],
                 max_concurrency=config.fan_out.max_concurrency,
