@@ -19,6 +19,15 @@ accepted and gains it on the next save.
 ``archived_from`` is the backfill start the first run pinned: where the archive begins. Sealing
 writes manifests only for days from there on (a manifest for a day nobody archived would vouch
 for nothing). Optional like ``archive``; kept by every later save.
+
+``open_buckets`` lets a run read each event once: for each bucket past ``closed_through`` that is
+already archived up to a high-water mark, ``{"start", "through", "events"}`` says that DI
+returned ``events`` events in ``[start, through)`` when they were archived. The next run counts
+that range again (one ``/events/count`` request) and fetches only ``[through, now - lag)`` when
+DI's count has not moved; a moved count (late events) re-reads the whole bucket. Losing this
+state only costs reads: a bucket without an entry is read whole. ``end_time_reading`` caches how
+DI reads ``end_time`` for this org (see :mod:`di_archiver.domain.counting`), so that each count
+is one request. Both are optional within schema 1 and replaced by every save of a run.
 """
 
 from __future__ import annotations
@@ -30,10 +39,14 @@ from typing import Any
 from di_archiver.domain.planning import NS_PER_MINUTE
 from di_archiver.domain.ports import CheckpointStore
 from di_archiver.errors import CheckpointError, SettingsError
-from di_archiver.timestamps import format_timestamp_ns, parse_timestamp_ns
+from di_archiver.timestamps import NS_PER_MS, format_timestamp_ns, parse_timestamp_ns
 
 CHECKPOINT_SCHEMA_VERSION = 1
 _MINUTES_PER_DAY = 1440
+# SSM's standard tier holds 4 KB; an entry is under 100 bytes. Buckets beyond the newest this
+# many are read whole, which is only slower.
+MAX_OPEN_BUCKETS = 24
+_READINGS = ("inclusive", "exclusive")
 
 
 def _fix_hint(org_id: str) -> str:
@@ -41,6 +54,22 @@ def _fix_hint(org_id: str) -> str:
         f"fix or delete the checkpoint of org {org_id}; deleting it makes the next run backfill "
         "the lookback window again, which rewrites buckets without losing archived events"
     )
+
+
+@dataclass(frozen=True, slots=True)
+class OpenBucket:
+    """DI returned ``events`` events in ``[start, through)`` of an open bucket, all archived."""
+
+    start_ns: int
+    through_ns: int
+    events: int
+
+    def to_document(self) -> dict[str, Any]:
+        return {
+            "start": format_timestamp_ns(self.start_ns),
+            "through": format_timestamp_ns(self.through_ns),
+            "events": self.events,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +82,8 @@ class Checkpoint:
     schema_version: int = CHECKPOINT_SCHEMA_VERSION
     archive: str | None = None
     archived_from_ns: int | None = None
+    open_buckets: tuple[OpenBucket, ...] = ()
+    end_time_reading: str | None = None
 
     @property
     def bucket_ns(self) -> int:
@@ -69,6 +100,10 @@ class Checkpoint:
             document["archive"] = self.archive
         if self.archived_from_ns is not None:
             document["archived_from"] = format_timestamp_ns(self.archived_from_ns)
+        if self.open_buckets:
+            document["open_buckets"] = [bucket.to_document() for bucket in self.open_buckets]
+        if self.end_time_reading is not None:
+            document["end_time_reading"] = self.end_time_reading
         return document
 
     @classmethod
@@ -110,6 +145,12 @@ class Checkpoint:
                 f"checkpoint of org {org_id}: closed_through is not a {minutes}-minute bucket "
                 "boundary; " + _fix_hint(org_id)
             )
+        reading = document.get("end_time_reading")
+        if reading is not None and reading not in _READINGS:
+            raise CheckpointError(
+                f"checkpoint of org {org_id} has an invalid end_time_reading (must be "
+                '"inclusive" or "exclusive"); ' + _fix_hint(org_id)
+            )
         return cls(
             closed_through_ns=closed_through,
             bucket_minutes=minutes,
@@ -117,7 +158,55 @@ class Checkpoint:
             schema_version=version,
             archive=archive,
             archived_from_ns=archived_from,
+            open_buckets=_open_buckets(
+                document.get("open_buckets"),
+                closed_through_ns=closed_through,
+                bucket_ns=minutes * NS_PER_MINUTE,
+                org_id=org_id,
+            ),
+            end_time_reading=reading,
         )
+
+
+def _open_buckets(
+    value: object, *, closed_through_ns: int, bucket_ns: int, org_id: str
+) -> tuple[OpenBucket, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or len(value) > MAX_OPEN_BUCKETS:
+        raise CheckpointError(
+            f"checkpoint of org {org_id}: open_buckets must be a list of at most "
+            f"{MAX_OPEN_BUCKETS} entries; " + _fix_hint(org_id)
+        )
+    buckets: dict[int, OpenBucket] = {}
+    for entry in value:
+        if not isinstance(entry, Mapping):
+            raise CheckpointError(
+                f"checkpoint of org {org_id}: an open_buckets entry is not an object; "
+                + _fix_hint(org_id)
+            )
+        start = _timestamp(entry, "start", org_id=org_id, required=True)
+        through = _timestamp(entry, "through", org_id=org_id, required=True)
+        assert start is not None
+        assert through is not None
+        events = entry.get("events")
+        if (
+            type(events) is not int
+            or events < 0
+            or start % bucket_ns
+            or start < closed_through_ns
+            or start in buckets
+            or through % NS_PER_MS
+            or not start < through <= start + bucket_ns
+        ):
+            raise CheckpointError(
+                f"checkpoint of org {org_id}: the open_buckets entry for "
+                f"{format_timestamp_ns(start)} is inconsistent (start on a bucket boundary at "
+                "or after closed_through, through a whole millisecond inside the bucket, "
+                "events a count); " + _fix_hint(org_id)
+            )
+        buckets[start] = OpenBucket(start, through, events)
+    return tuple(buckets[start] for start in sorted(buckets))
 
 
 def _timestamp(

@@ -8,7 +8,11 @@ One run, per organisation (design.md section 3):
    past ``now - lag``: it is snapshotted partially (fetched up to ``now - lag``) and stays open,
    which keeps freshness at about the lag instead of lag + one bucket width.
 3. Snapshot each bucket (fetch, split by service, one object per service; see
-   :mod:`di_archiver.domain.snapshot`). With ``pipeline`` on, pages are fetched one ahead on
+   :mod:`di_archiver.domain.snapshot`). Each event is read once: an open bucket an earlier run
+   archived up to a high-water mark (kept in the checkpoint) is first counted there (one
+   ``/events/count`` request); when DI's count has not moved, only the events past the mark
+   are read and merged into the stored objects, otherwise (late events) the whole bucket is
+   read again. With ``pipeline`` on, pages are fetched one ahead on
    a thread across bucket boundaries and bucket N is written on another thread while bucket
    N+1 is collected: at most two buckets (plus one page) are in memory, whatever the window.
 4. A bucket is closed when ``end <= now - lag`` and ``end + settle <= now``. The checkpoint
@@ -39,7 +43,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from di_archiver.domain.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from di_archiver.domain.checkpoint import (
+    MAX_OPEN_BUCKETS,
+    Checkpoint,
+    OpenBucket,
+    load_checkpoint,
+    save_checkpoint,
+)
+from di_archiver.domain.counting import ExactCounter
 from di_archiver.domain.pipeline import run_ahead
 from di_archiver.domain.planning import (
     NS_PER_MINUTE,
@@ -47,6 +58,7 @@ from di_archiver.domain.planning import (
     align_down,
     align_up,
     count_buckets,
+    horizon_of,
     is_closed,
     plan_buckets,
     validate_bucket_width,
@@ -287,6 +299,19 @@ class _Progress:
     bytes: int = 0
     stopped_early: bool = False
     error: str | None = None
+    # Open buckets' high-water marks, loaded from the checkpoint and updated as buckets are
+    # written; saved with the checkpoint.
+    open_buckets: dict[int, OpenBucket] = field(default_factory=dict)
+    open_changed: bool = False
+    anchor_ns: int | None = None  # an archived event's time, to learn DI's end_time reading
+
+    def archived(self, collected: CollectedBucket) -> None:
+        """Record a written bucket's high-water mark, so the next run reads on from there."""
+        start = collected.start_ns
+        self.open_buckets[start] = OpenBucket(start, collected.fetch_end_ns, collected.di_events)
+        self.open_changed = True
+        if collected.last_event_ns is not None:
+            self.anchor_ns = collected.last_event_ns
 
     def count(self, result: BucketResult) -> None:
         """Add one finished bucket to the org's totals."""
@@ -403,6 +428,7 @@ class ArchiveEngine:
         self._config = config
         self._clock = clock
         self._observer: RunObserver = observer or NullObserver()
+        self._counter = ExactCounter(source)
 
     @property
     def config(self) -> EngineConfig:
@@ -451,7 +477,7 @@ class ArchiveEngine:
             progress.before_ns = progress.saved_ns = (
                 None if checkpoint is None else checkpoint.closed_through_ns
             )
-            width, horizon = self._config.bucket_ns, now - self._config.lag_ns
+            width, horizon = self._config.bucket_ns, horizon_of(now, self._config.lag_ns)
             first = align_down(start_ns, width)
             last = min(align_up(end_ns, width), align_up(horizon, width))
             buckets = (
@@ -472,7 +498,7 @@ class ArchiveEngine:
                 f"[{start_ns}, {end_ns}) is not one {self._config.bucket_minutes}-minute bucket"
             )
         now = self._clock()
-        fetch_end = min(end_ns, now - self._config.lag_ns)
+        fetch_end = min(end_ns, horizon_of(now, self._config.lag_ns))
         closed = is_closed(
             end_ns, now_ns=now, lag_ns=self._config.lag_ns, settle_ns=self._config.settle_ns
         )
@@ -546,14 +572,12 @@ class ArchiveEngine:
             raise EngineRunError(report, failures) from failures[0][1]
         return report
 
-    def _snapshot_unit(
-        self, org_id: str, planned: PlannedBucket, now_ns: int
-    ) -> tuple[BucketResult, dict[str, int]]:
+    def _snapshot_unit(self, org_id: str, planned: PlannedBucket, now_ns: int) -> _UnitDone:
         """Fetch and write one bucket on a worker thread; only a small summary comes back,
         so the bucket's lines are freed as soon as its objects are written."""
         collected = self._collect(org_id, planned)
         outcome = self._write(collected, now_ns)
-        return self._summarise(collected, outcome), collected.unknown_services
+        return _UnitDone(self._summarise(collected, outcome), collected)
 
     def _stopped_for_time(self, org_id: str, progress: _Progress, exc: DITransientError) -> None:
         # The source gave up because the invocation is ending (its deadline), not because DI
@@ -608,13 +632,54 @@ class ArchiveEngine:
                 start = edge
         progress.saved_ns = progress.closed_through_ns = progress.covered_ns = start
         progress.saved_at_ns = self._clock()
-        return plan_buckets(
+        if checkpoint is not None:
+            self._counter.assume(org_id, checkpoint.end_time_reading)
+            progress.open_buckets = {
+                b.start_ns: b for b in checkpoint.open_buckets if b.start_ns >= start
+            }
+        planned = plan_buckets(
             start_ns=start,
             now_ns=now,
             bucket_ns=config.bucket_ns,
             lag_ns=config.lag_ns,
             settle_ns=config.settle_ns,
         )
+        return (self._with_archived_part(bucket, progress.open_buckets) for bucket in planned)
+
+    @staticmethod
+    def _with_archived_part(
+        planned: PlannedBucket, open_buckets: dict[int, OpenBucket]
+    ) -> PlannedBucket:
+        known = open_buckets.get(planned.start_ns)
+        if known is None or known.through_ns > planned.fetch_end_ns:
+            return planned  # unknown, or archived past what this run may read: read it whole
+        return dataclasses.replace(
+            planned, archived_through_ns=known.through_ns, archived_events=known.events
+        )
+
+    def _read_plan(self, org_id: str, planned: PlannedBucket) -> PlannedBucket:
+        """``planned`` if DI still counts the archived part's events (read only what follows
+        it), else the bucket to be read whole: late events arrived in the archived part."""
+        through = planned.archived_through_ns
+        if through is None:
+            return planned
+        expected = planned.archived_events
+        counted = self._counter.count(org_id, planned.start_ns, through)
+        if counted != expected:
+            # Trust no cached end_time reading before reading the whole bucket again.
+            counted = self._counter.recount(org_id, planned.start_ns, through, counted)
+        if counted == expected:
+            return planned
+        return dataclasses.replace(planned, archived_through_ns=None, archived_events=0)
+
+    def _learn_reading(self, org_id: str, progress: _Progress) -> None:
+        """Learn how DI reads ``end_time`` once per org, at an event just archived, so that
+        later runs count each open bucket with one request; kept in the checkpoint."""
+        if self._counter.reading(org_id) is not None or progress.anchor_ns is None:
+            return
+        with contextlib.suppress(ArchiverError):
+            if self._counter.learn(org_id, progress.anchor_ns) is not None:
+                progress.open_changed = True
 
     def _holds_events(self, org_id: str, start_ns: int, end_ns: int) -> bool:
         """Whether DI still returns events before its retention edge (retention is DI's to
@@ -636,6 +701,7 @@ class ArchiveEngine:
             with contextlib.suppress(ArchiverError):
                 self._save_progress(org_id, progress)
             raise
+        self._learn_reading(org_id, progress)
         self._save_progress(org_id, progress)
 
     def _archive_buckets(
@@ -665,6 +731,8 @@ class ArchiveEngine:
                         planned.end_ns,
                         planned.fetch_end_ns,
                         planned.closed,
+                        planned.archived_through_ns,
+                        planned.archived_events,
                     )
                 if page is not None:
                     add_page(collected, page, max_events=self._config.max_events_per_bucket)
@@ -710,10 +778,14 @@ class ArchiveEngine:
             if budget.exhausted():
                 yield None, None
                 return
-            pages = self._source.iter_pages(org_id, planned.start_ns, planned.fetch_end_ns)
+            plan = self._read_plan(org_id, planned)
+            if plan.reads_from_ns >= plan.fetch_end_ns:
+                yield plan, None  # archived through what this run may read
+                continue
+            pages = self._source.iter_pages(org_id, plan.reads_from_ns, plan.fetch_end_ns)
             try:
                 for page in pages:
-                    yield planned, page
+                    yield plan, page
                     del page  # not kept alive while the next page is fetched
             except MalformedEventError as exc:
                 raise malformed_in_bucket(
@@ -721,9 +793,10 @@ class ArchiveEngine:
                 ) from exc.__cause__
             finally:
                 close_pages(pages)
-            yield planned, None
+            yield plan, None
 
     def _collect(self, org_id: str, planned: PlannedBucket) -> CollectedBucket:
+        planned = self._read_plan(org_id, planned)
         return collect_bucket(
             self._source,
             org_id,
@@ -733,6 +806,8 @@ class ArchiveEngine:
             closed=planned.closed,
             max_events=self._config.max_events_per_bucket,
             max_bytes=self._config.max_bucket_bytes,
+            read_from_ns=planned.archived_through_ns,
+            prior_events=planned.archived_events,
         )
 
     def _write(self, collected: CollectedBucket, now: int) -> WriteOutcome:
@@ -802,6 +877,8 @@ class ArchiveEngine:
         outcome = future.result()
         result = self._result(collected, outcome)
         progress.count(result)
+        if advance:
+            progress.archived(collected)
         progress.covered_ns = collected.fetch_end_ns
         self._observer.on_bucket(result)
         if advance and collected.closed and collected.start_ns == progress.closed_through_ns:
@@ -823,11 +900,24 @@ class ArchiveEngine:
 
     def _save_progress(self, org_id: str, progress: _Progress) -> None:
         target = progress.closed_through_ns
-        if target is None or (progress.saved_ns is not None and target <= progress.saved_ns):
+        if target is None:
             return
-        save_checkpoint(self._checkpoints, org_id, self._checkpoint(target))
+        moved = progress.saved_ns is None or target > progress.saved_ns
+        if not moved and not progress.open_changed:
+            return
+        open_buckets = sorted(
+            (b for b in progress.open_buckets.values() if b.start_ns >= target),
+            key=lambda b: b.start_ns,
+        )[-MAX_OPEN_BUCKETS:]
+        checkpoint = dataclasses.replace(
+            self._checkpoint(target),
+            open_buckets=tuple(open_buckets),
+            end_time_reading=self._counter.reading(org_id),
+        )
+        save_checkpoint(self._checkpoints, org_id, checkpoint)
         progress.saved_ns = target
         progress.saved_at_ns = self._clock()
+        progress.open_changed = False
 
 
 class _ConcurrentOrg:
@@ -853,14 +943,17 @@ class _ConcurrentOrg:
             self._prefix = ContiguousPrefix(self.progress.closed_through_ns)
         return next(self._buckets, None)
 
-    def run_unit(self, planned: PlannedBucket) -> tuple[BucketResult, dict[str, int]]:
+    def run_unit(self, planned: PlannedBucket) -> _UnitDone:
         return self.engine._snapshot_unit(self.org_id, planned, self.progress.now_ns)
 
-    def unit_done(self, planned: PlannedBucket, value: tuple[BucketResult, dict[str, int]]) -> None:
-        result, unknown = value
+    def unit_done(self, planned: PlannedBucket, value: _UnitDone) -> None:
+        result, collected = value.result, value.collected
         engine, progress = self.engine, self.progress
-        engine._warn_bucket(self.org_id, planned.start_ns, unknown, result.revised)
+        engine._warn_bucket(
+            self.org_id, planned.start_ns, collected.unknown_services, result.revised
+        )
         progress.count(result)
+        progress.archived(collected)
         engine._observer.on_bucket(result)
         assert self._prefix is not None
         advanced = False
@@ -885,6 +978,8 @@ class _ConcurrentOrg:
         self.progress.stopped_early = True
 
     def finished(self) -> None:
+        if self.error is None:
+            self.engine._learn_reading(self.org_id, self.progress)
         try:
             self.engine._save_progress(self.org_id, self.progress)
         except ArchiverError as exc:
@@ -892,3 +987,11 @@ class _ConcurrentOrg:
             if self.error is None:
                 self.unit_failed(None, exc)
         self.engine._observer.on_org(self.progress.result())
+
+
+@dataclass(frozen=True, slots=True)
+class _UnitDone:
+    """A bucket written on a worker thread; ``collected`` keeps its counts, its lines freed."""
+
+    result: BucketResult
+    collected: CollectedBucket

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from di_archiver.layout import NS_PER_DAY, LayoutError
-from di_archiver.timestamps import NS_PER_SECOND
+from di_archiver.timestamps import NS_PER_MS, NS_PER_SECOND
 
 NS_PER_MINUTE = 60 * NS_PER_SECOND
 
@@ -21,16 +21,26 @@ class PlannedBucket:
 
     ``fetch_end < end`` only for the newest bucket, which reaches past ``now - lag``: it is
     snapshotted partially and stays open, so the next runs complete it.
+
+    ``archived_through_ns`` (with ``archived_events``): an earlier run archived the ``events``
+    DI returned in ``[start, archived_through)``; if DI still counts as many there, only the
+    rest needs reading.
     """
 
     start_ns: int
     end_ns: int
     fetch_end_ns: int
     closed: bool
+    archived_through_ns: int | None = None
+    archived_events: int = 0
 
     @property
     def partial(self) -> bool:
         return self.fetch_end_ns < self.end_ns
+
+    @property
+    def reads_from_ns(self) -> int:
+        return self.start_ns if self.archived_through_ns is None else self.archived_through_ns
 
 
 def validate_bucket_width(bucket_ns: int) -> int:
@@ -52,6 +62,13 @@ def align_up(ns: int, bucket_ns: int) -> int:
     return -(-ns // bucket_ns) * bucket_ns
 
 
+def horizon_of(now_ns: int, lag_ns: int) -> int:
+    """How far a run reads: ``now - lag`` on a whole millisecond, the resolution DI filters at,
+    so that a later run can read on from there without a gap or an overlap."""
+    horizon = now_ns - lag_ns
+    return horizon - horizon % NS_PER_MS
+
+
 def is_closed(end_ns: int, *, now_ns: int, lag_ns: int, settle_ns: int) -> bool:
     """A bucket is closed once late events have had ``settle`` to arrive and it is past the lag."""
     return end_ns <= now_ns - lag_ns and end_ns + settle_ns <= now_ns
@@ -66,7 +83,7 @@ def plan_buckets(
     """
     if start_ns % bucket_ns:
         raise LayoutError("planning must start on a bucket boundary")
-    horizon = now_ns - lag_ns
+    horizon = horizon_of(now_ns, lag_ns)
     start = start_ns
     while start < horizon:
         end = start + bucket_ns
@@ -81,7 +98,7 @@ def plan_buckets(
 
 def count_buckets(*, start_ns: int, now_ns: int, bucket_ns: int, lag_ns: int) -> int:
     """How many buckets :func:`plan_buckets` would yield (without building them)."""
-    horizon = now_ns - lag_ns
+    horizon = horizon_of(now_ns, lag_ns)
     if start_ns >= horizon:
         return 0
     return (align_up(horizon, bucket_ns) - start_ns) // bucket_ns

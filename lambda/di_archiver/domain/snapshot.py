@@ -160,17 +160,34 @@ def _first(pair: KeyedLine) -> SortKey:
 
 @dataclass(slots=True)
 class CollectedBucket:
-    """The in-range events of one bucket, encoded per service partition as they arrive."""
+    """The in-range events of one bucket, encoded per service partition as they arrive.
+
+    Events are read from ``read_from`` (the bucket's start, or where an earlier run's archived
+    part ends when DI's count there has not moved: ``prior_events`` are that part's events,
+    which the write keeps from the stored objects).
+    """
 
     org_id: str
     start_ns: int
     end_ns: int
     fetch_end_ns: int
     closed: bool
+    read_from_ns: int | None = None
+    prior_events: int = 0
     by_service: dict[str, ServiceStream] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
     events: int = 0
     bytes: int = 0  # line bytes of the bucket's in-range events, bounded by max_bucket_bytes
+    last_event_ns: int | None = None  # a millisecond known to hold an event DI returns
+
+    @property
+    def reads_from_ns(self) -> int:
+        return self.start_ns if self.read_from_ns is None else self.read_from_ns
+
+    @property
+    def di_events(self) -> int:
+        """DI's events in ``[start, fetch_end)`` as this read found them."""
+        return self.prior_events + self.events
 
     @property
     def unknown_services(self) -> dict[str, int]:
@@ -205,7 +222,7 @@ def edge_tolerance(start_ns: int, fetch_end_ns: int) -> tuple[int, int]:
 
 
 def _outside_window(collected: CollectedBucket, event_id: str, ts: int) -> DIResponseError:
-    window = _range_text(collected.start_ns, collected.fetch_end_ns)
+    window = _range_text(collected.reads_from_ns, collected.fetch_end_ns)
     return DIResponseError(
         f"org {collected.org_id}: DI returned event id={event_id[:64]!r} with "
         f"timestamp {format_timestamp_ns(ts)}, outside the window {window} it was asked for; "
@@ -221,9 +238,11 @@ def add_page(collected: CollectedBucket, page: Sequence[RawEvent], *, max_events
     Events just outside (DI's millisecond filtering) are skipped; any further outside raise
     :class:`DIResponseError`.
     """
-    org_id, start_ns, end_ns = collected.org_id, collected.start_ns, collected.end_ns
+    org_id, start_ns, end_ns = collected.org_id, collected.reads_from_ns, collected.end_ns
     fetch_end_ns = collected.fetch_end_ns
     edge_lo, edge_hi = edge_tolerance(start_ns, fetch_end_ns)
+    last = collected.last_event_ns
+    limit = max_events - collected.prior_events
     by_service = collected.by_service
     counts = collected.counts
     count = collected.events
@@ -237,10 +256,10 @@ def add_page(collected: CollectedBucket, page: Sequence[RawEvent], *, max_events
                 continue
             raise _outside_window(collected, event_id, ts)
         count += 1
-        if count > max_events:
+        if count > limit:
             raise BucketTooLargeError(
-                f"bucket {_range_text(start_ns, end_ns)} of org {org_id} holds more than "
-                f"{max_events} events; set DI_ARCHIVER_BUCKET_MINUTES lower"
+                f"bucket {_range_text(collected.start_ns, end_ns)} of org {org_id} holds "
+                f"more than {max_events} events; set DI_ARCHIVER_BUCKET_MINUTES lower"
             )
         size += len(line)
         hashable = service if isinstance(service, str) else None
@@ -253,8 +272,10 @@ def add_page(collected: CollectedBucket, page: Sequence[RawEvent], *, max_events
             counts[partition] = 0
         stream.add(ts, event_id, line)
         counts[partition] += 1
+        last = ts
     collected.events = count
     collected.bytes = size
+    collected.last_event_ns = last
 
 
 def malformed_in_bucket(
@@ -298,10 +319,17 @@ def collect_bucket(
     closed: bool,
     max_events: int,
     max_bytes: int | None = None,
+    read_from_ns: int | None = None,
+    prior_events: int = 0,
 ) -> CollectedBucket:
-    """Fetch ``[start, fetch_end)`` and keep only events whose parsed timestamp lies inside it."""
-    collected = CollectedBucket(org_id, start_ns, end_ns, fetch_end_ns, closed)
-    pages = source.iter_pages(org_id, start_ns, fetch_end_ns)
+    """Fetch ``[read_from, fetch_end)`` (``read_from`` defaults to ``start``) and keep only
+    events whose parsed timestamp lies inside it."""
+    collected = CollectedBucket(
+        org_id, start_ns, end_ns, fetch_end_ns, closed, read_from_ns, prior_events
+    )
+    if collected.reads_from_ns >= fetch_end_ns:
+        return collected  # nothing new to read
+    pages = source.iter_pages(org_id, collected.reads_from_ns, fetch_end_ns)
     try:
         for page in pages:
             add_page(collected, page, max_events=max_events)

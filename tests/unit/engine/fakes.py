@@ -35,6 +35,7 @@ class FakeSource:
     end_inclusive: bool = True
     errors: dict[str, Exception] = field(default_factory=dict)
     calls: list[tuple[str, int, int]] = field(default_factory=list)
+    count_calls: list[tuple[str, int, int]] = field(default_factory=list)
 
     def add(self, org_id: str, *events: dict[str, Any]) -> None:
         self.events.setdefault(org_id, []).extend(events)
@@ -58,6 +59,7 @@ class FakeSource:
             yield page_of(found[i : i + self.page_size])
 
     def count(self, org_id: str, start_ns: int, end_ns: int) -> int:
+        self.count_calls.append((org_id, start_ns, end_ns))
         return len(self._matching(org_id, start_ns, end_ns))
 
 

@@ -111,13 +111,17 @@ def test_a_revision_of_a_sealed_event_writes_only_the_new_version() -> None:
     assert result.revised == 1
 
 
-def test_revisions_during_a_run_reach_the_bucket_results() -> None:
-    # Given a completed run, then DI revising an event of a still-open bucket
+def test_revisions_found_when_an_open_bucket_is_read_again_reach_the_bucket_results() -> None:
+    # Given a completed run, then DI revising an event of a still-open bucket and indexing a
+    # late one there (an open bucket is read again only when DI's count of it moved)
     source = FakeSource()
     source.add(ORG, event("2026-05-04T11:10:00Z", "open", v=1))
     r = rig(source)
     r.engine.run([ORG])
-    source.events[ORG] = [event("2026-05-04T11:10:00Z", "open", v=2)]
+    source.events[ORG] = [
+        event("2026-05-04T11:05:00Z", "late"),
+        event("2026-05-04T11:10:00Z", "open", v=2),
+    ]
     # When the engine runs again
     r.engine.run([ORG])
     # Then the bucket result of the rerun carries the revision

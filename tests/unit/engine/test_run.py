@@ -45,13 +45,19 @@ def test_first_run_backfills_and_checkpoints_the_closed_buckets(pipeline: bool) 
         (at(f"2026-05-04T{h:02d}:00"), h < 10) for h in range(6, 12)
     ]
     assert archived_ids(r) == {f"e{h}" for h in range(6, 12)} | {"inside-lag"}
-    # And the checkpoint covers only the closed buckets, in the documented shape
+    # And the checkpoint covers only the closed buckets, in the documented shape, with the
+    # open buckets' high-water marks and DI's end_time reading (the fake's end is inclusive)
     assert r.checkpoints.documents[ORG] == {
         "schema_version": 1,
         "closed_through": "2026-05-04T10:00:00Z",
         "archived_from": "2026-05-04T06:00:00Z",
         "bucket_minutes": 60,
         "updated_at": "2026-05-04T12:00:00Z",
+        "open_buckets": [
+            {"start": "2026-05-04T10:00:00Z", "through": "2026-05-04T11:00:00Z", "events": 1},
+            {"start": "2026-05-04T11:00:00Z", "through": "2026-05-04T11:55:00Z", "events": 2},
+        ],
+        "end_time_reading": "inclusive",
     }
     (org,) = report.orgs
     assert (org.checkpoint_before_ns, org.checkpoint_after_ns) == (None, at("2026-05-04T10:00"))

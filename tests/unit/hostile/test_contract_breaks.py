@@ -48,7 +48,7 @@ class OneWindowDI:
         items = list(self.raw) if start <= self.at < end and "search_after" not in body else []
         headers = {
             "X-Result-Count": str(len(items)),
-            "X-Limit": str(body["limit"]),
+            "X-Limit": str(body.get("limit", 0)),
             "X-Search_after": '[1, "x"]',
         }
         return httpx.Response(200, content=b"[" + b",".join(items) + b"]", headers=headers)
