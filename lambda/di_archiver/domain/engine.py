@@ -79,6 +79,7 @@ from di_archiver.domain.snapshot import (
 from di_archiver.errors import (
     ArchiverError,
     DIBadRequestError,
+    DIResponseError,
     DITransientError,
     SettingsError,
     UnexpectedError,
@@ -664,10 +665,24 @@ class ArchiveEngine:
         if through is None:
             return planned
         expected = planned.archived_events
-        counted = self._counter.count(org_id, planned.start_ns, through)
-        if counted != expected:
+        counted: int | None
+        try:
+            first = self._counter.count(org_id, planned.start_ns, through)
             # Trust no cached end_time reading before reading the whole bucket again.
-            counted = self._counter.recount(org_id, planned.start_ns, through, counted)
+            counted = (
+                first
+                if first == expected
+                else self._counter.recount(org_id, planned.start_ns, through, first)
+            )
+        except (DIResponseError, DIBadRequestError) as exc:
+            # Counting only saves reads; a count DI refuses or garbles must not stop archiving.
+            self._observer.on_warning(
+                "DI did not count an open bucket's archived part; the bucket is read whole",
+                org_id=org_id,
+                bucket_start_ns=planned.start_ns,
+                reason=str(exc),
+            )
+            counted = None
         if counted == expected:
             return planned
         return dataclasses.replace(planned, archived_through_ns=None, archived_events=0)

@@ -11,7 +11,7 @@ from dataclasses import replace
 import pytest
 
 from di_archiver.domain.checkpoint import MAX_OPEN_BUCKETS, Checkpoint
-from di_archiver.errors import CheckpointError
+from di_archiver.errors import CheckpointError, DIResponseError
 from di_archiver.timestamps import NS_PER_MS as MS
 from tests.unit.engine.fakes import ORG, FakeSource, event
 from tests.unit.engine.helpers import HOUR, MINUTE, NOW, Rig, at, rig
@@ -236,3 +236,31 @@ def test_the_engine_keeps_working_when_learning_the_reading_fails() -> None:
     assert not report.failed
     assert "end_time_reading" not in r.checkpoints.documents[ORG]
     assert r.checkpoints.documents[ORG]["open_buckets"]
+
+
+def test_a_count_di_garbles_falls_back_to_reading_the_bucket_whole_with_a_warning() -> None:
+    # Given a run at 12:00, then DI's count endpoint answering garbage
+    source = busy_source()
+    r = rig(source)
+    r.engine.run([ORG])
+
+    def garbled_count(org_id: str, start_ns: int, end_ns: int) -> int:
+        raise DIResponseError('DI /events/count answered without a valid "count"', status=200)
+
+    source.count = garbled_count  # type: ignore[method-assign]
+    source.add(ORG, event("2026-05-04T11:05:00Z", "late"))
+    source.calls.clear()
+    # When the engine runs 15 minutes later
+    r.clock.now = NOW + 15 * MINUTE
+    report = r.engine.run([ORG])
+    # Then it did not fail: the open buckets were read whole, and it said why
+    assert not report.failed
+    assert (ORG, at("2026-05-04T11:00"), at("2026-05-04T12:00")) in source.calls
+    assert any("did not count" in message for message, _ in r.observer.warnings)
+    assert archive_lines(r) == from_scratch(busy_source_with_late(), NOW + 15 * MINUTE)
+
+
+def busy_source_with_late() -> FakeSource:
+    source = busy_source()
+    source.add(ORG, event("2026-05-04T11:05:00Z", "late"))
+    return source
