@@ -20,14 +20,13 @@ accepted and gains it on the next save.
 writes manifests only for days from there on (a manifest for a day nobody archived would vouch
 for nothing). Optional like ``archive``; kept by every later save.
 
-``open_buckets`` lets a run read each event once: for each bucket past ``closed_through`` that is
-already archived up to a high-water mark, ``{"start", "through", "events"}`` says that DI
-returned ``events`` events in ``[start, through)`` when they were archived. The next run counts
-that range again (one ``/events/count`` request) and fetches only ``[through, now - lag)`` when
-DI's count has not moved; a moved count (late events) re-reads the whole bucket. Losing this
-state only costs reads: a bucket without an entry is read whole. ``end_time_reading`` caches how
-DI reads ``end_time`` for this org (see :mod:`di_archiver.domain.counting`), so that each count
-is one request. Both are optional within schema 1 and replaced by every save of a run.
+``open_buckets`` lets a run read each event of an open bucket once: for each bucket past
+``closed_through`` that is archived up to a high-water mark, ``{"start", "through", "events"}``
+says that DI returned ``events`` events in ``[start, through)`` when they were archived. The next
+run counts that range again and fetches only ``[through, now - lag)`` when DI's count has not
+moved; a moved count (late events) re-reads the whole bucket, and so does the run that closes
+it. Losing this state only costs reads: a bucket without an entry is read whole. Optional within
+schema 1 and replaced by every save of a run.
 """
 
 from __future__ import annotations
@@ -46,7 +45,13 @@ _MINUTES_PER_DAY = 1440
 # SSM's standard tier holds 4 KB; an entry is under 100 bytes. Buckets beyond the newest this
 # many are read whole, which is only slower.
 MAX_OPEN_BUCKETS = 24
-_READINGS = ("inclusive", "exclusive")
+
+
+def _marks_hint(org_id: str) -> str:
+    return (
+        f"remove open_buckets from the checkpoint of org {org_id}; without it the next run "
+        "reads its open buckets whole, which costs reads and loses nothing"
+    )
 
 
 def _fix_hint(org_id: str) -> str:
@@ -83,7 +88,6 @@ class Checkpoint:
     archive: str | None = None
     archived_from_ns: int | None = None
     open_buckets: tuple[OpenBucket, ...] = ()
-    end_time_reading: str | None = None
 
     @property
     def bucket_ns(self) -> int:
@@ -102,8 +106,6 @@ class Checkpoint:
             document["archived_from"] = format_timestamp_ns(self.archived_from_ns)
         if self.open_buckets:
             document["open_buckets"] = [bucket.to_document() for bucket in self.open_buckets]
-        if self.end_time_reading is not None:
-            document["end_time_reading"] = self.end_time_reading
         return document
 
     @classmethod
@@ -145,12 +147,6 @@ class Checkpoint:
                 f"checkpoint of org {org_id}: closed_through is not a {minutes}-minute bucket "
                 "boundary; " + _fix_hint(org_id)
             )
-        reading = document.get("end_time_reading")
-        if reading is not None and reading not in _READINGS:
-            raise CheckpointError(
-                f"checkpoint of org {org_id} has an invalid end_time_reading (must be "
-                '"inclusive" or "exclusive"); ' + _fix_hint(org_id)
-            )
         return cls(
             closed_through_ns=closed_through,
             bucket_minutes=minutes,
@@ -164,7 +160,6 @@ class Checkpoint:
                 bucket_ns=minutes * NS_PER_MINUTE,
                 org_id=org_id,
             ),
-            end_time_reading=reading,
         )
 
 
@@ -176,17 +171,23 @@ def _open_buckets(
     if not isinstance(value, list) or len(value) > MAX_OPEN_BUCKETS:
         raise CheckpointError(
             f"checkpoint of org {org_id}: open_buckets must be a list of at most "
-            f"{MAX_OPEN_BUCKETS} entries; " + _fix_hint(org_id)
+            f"{MAX_OPEN_BUCKETS} entries; " + _marks_hint(org_id)
         )
     buckets: dict[int, OpenBucket] = {}
     for entry in value:
         if not isinstance(entry, Mapping):
             raise CheckpointError(
                 f"checkpoint of org {org_id}: an open_buckets entry is not an object; "
-                + _fix_hint(org_id)
+                + _marks_hint(org_id)
             )
-        start = _timestamp(entry, "start", org_id=org_id, required=True)
-        through = _timestamp(entry, "through", org_id=org_id, required=True)
+        try:
+            start = _timestamp(entry, "start", org_id=org_id, required=True)
+            through = _timestamp(entry, "through", org_id=org_id, required=True)
+        except CheckpointError:
+            raise CheckpointError(
+                f"checkpoint of org {org_id}: an open_buckets entry has no valid start and "
+                "through timestamps; " + _marks_hint(org_id)
+            ) from None
         assert start is not None
         assert through is not None
         events = entry.get("events")
@@ -203,7 +204,7 @@ def _open_buckets(
                 f"checkpoint of org {org_id}: the open_buckets entry for "
                 f"{format_timestamp_ns(start)} is inconsistent (start on a bucket boundary at "
                 "or after closed_through, through a whole millisecond inside the bucket, "
-                "events a count); " + _fix_hint(org_id)
+                "events a count); " + _marks_hint(org_id)
             )
         buckets[start] = OpenBucket(start, through, events)
     return tuple(buckets[start] for start in sorted(buckets))

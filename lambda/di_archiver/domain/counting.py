@@ -45,15 +45,6 @@ class ExactCounter:
     def forget(self, org_id: str) -> None:
         self._readings.pop(org_id, None)
 
-    def assume(self, org_id: str, reading: str | None) -> None:
-        """Take a reading learnt earlier (e.g. kept in the org's checkpoint); ``None`` forgets."""
-        if reading == "inclusive":
-            self._readings[org_id] = "inclusive"
-        elif reading == "exclusive":
-            self._readings[org_id] = "exclusive"
-        else:
-            self.forget(org_id)
-
     def _count(self, org_id: str, start_ns: int, end_ns: int) -> int:
         self.calls += 1
         return self.source.count(org_id, start_ns, end_ns)

@@ -8,13 +8,15 @@ One run, per organisation (design.md section 3):
    past ``now - lag``: it is snapshotted partially (fetched up to ``now - lag``) and stays open,
    which keeps freshness at about the lag instead of lag + one bucket width.
 3. Snapshot each bucket (fetch, split by service, one object per service; see
-   :mod:`di_archiver.domain.snapshot`). Each event is read once: an open bucket an earlier run
-   archived up to a high-water mark (kept in the checkpoint) is first counted there (one
-   ``/events/count`` request); when DI's count has not moved, only the events past the mark
-   are read and merged into the stored objects, otherwise (late events) the whole bucket is
-   read again. With ``pipeline`` on, pages are fetched one ahead on
-   a thread across bucket boundaries and bucket N is written on another thread while bucket
-   N+1 is collected: at most two buckets (plus one page) are in memory, whatever the window.
+   :mod:`di_archiver.domain.snapshot`). While a bucket is open each event is read once: a
+   bucket an earlier run archived up to a high-water mark (kept in the checkpoint) is first
+   counted there (one ``/events/count`` request); when DI's count has not moved, only the
+   events past the mark are read and merged into the stored objects, otherwise (late events)
+   the whole bucket is read again. The run that closes a bucket reads it whole once more, so
+   a closed bucket is DI's complete answer whatever a count cannot see (an event DI moved or
+   dropped while another arrived, a lost object, racing runs). With ``pipeline`` on, pages are
+   fetched one ahead on a thread across bucket boundaries and bucket N is written on another
+   thread while bucket N+1 is collected: at most two buckets (plus one page) are in memory.
 4. A bucket is closed when ``end <= now - lag`` and ``end + settle <= now``. The checkpoint
    advances to the end of the newest closed bucket only after its objects (and all earlier
    ones) were written. It is saved every ``checkpoint_every`` closed buckets or
@@ -304,15 +306,12 @@ class _Progress:
     # written; saved with the checkpoint.
     open_buckets: dict[int, OpenBucket] = field(default_factory=dict)
     open_changed: bool = False
-    anchor_ns: int | None = None  # an archived event's time, to learn DI's end_time reading
 
     def archived(self, collected: CollectedBucket) -> None:
         """Record a written bucket's high-water mark, so the next run reads on from there."""
         start = collected.start_ns
         self.open_buckets[start] = OpenBucket(start, collected.fetch_end_ns, collected.di_events)
         self.open_changed = True
-        if collected.last_event_ns is not None:
-            self.anchor_ns = collected.last_event_ns
 
     def count(self, result: BucketResult) -> None:
         """Add one finished bucket to the org's totals."""
@@ -634,9 +633,10 @@ class ArchiveEngine:
         progress.saved_ns = progress.closed_through_ns = progress.covered_ns = start
         progress.saved_at_ns = self._clock()
         if checkpoint is not None:
-            self._counter.assume(org_id, checkpoint.end_time_reading)
+            # Marks past what this run plans would never be replaced: drop them.
+            horizon = horizon_of(now, config.lag_ns)
             progress.open_buckets = {
-                b.start_ns: b for b in checkpoint.open_buckets if b.start_ns >= start
+                b.start_ns: b for b in checkpoint.open_buckets if start <= b.start_ns < horizon
             }
         planned = plan_buckets(
             start_ns=start,
@@ -652,28 +652,31 @@ class ArchiveEngine:
         planned: PlannedBucket, open_buckets: dict[int, OpenBucket]
     ) -> PlannedBucket:
         known = open_buckets.get(planned.start_ns)
-        if known is None or known.through_ns > planned.fetch_end_ns:
-            return planned  # unknown, or archived past what this run may read: read it whole
+        if planned.closed or known is None or known.through_ns > planned.fetch_end_ns:
+            # Closing, unknown, or archived past what this run may read: read it whole.
+            return planned
         return dataclasses.replace(
             planned, archived_through_ns=known.through_ns, archived_events=known.events
         )
 
     def _read_plan(self, org_id: str, planned: PlannedBucket) -> PlannedBucket:
         """``planned`` if DI still counts the archived part's events (read only what follows
-        it), else the bucket to be read whole: late events arrived in the archived part."""
+        it), else the bucket to be read whole: late events arrived in the archived part.
+
+        One request with ``end_time = through``: whichever way DI reads ``end_time`` that
+        counts at least the archived part, so an equal count means nothing arrived there. Only
+        a different count pays for the exact two-request count (it may be the events of the
+        mark's own millisecond, counted by an inclusive ``end_time``).
+        """
         through = planned.archived_through_ns
         if through is None:
             return planned
         expected = planned.archived_events
         counted: int | None
         try:
-            first = self._counter.count(org_id, planned.start_ns, through)
-            # Trust no cached end_time reading before reading the whole bucket again.
-            counted = (
-                first
-                if first == expected
-                else self._counter.recount(org_id, planned.start_ns, through, first)
-            )
+            counted = self._source.count(org_id, planned.start_ns, through)
+            if counted != expected:
+                counted = self._counter.count_either(org_id, planned.start_ns, through)
         except (DIResponseError, DIBadRequestError) as exc:
             # Counting only saves reads; a count DI refuses or garbles must not stop archiving.
             self._observer.on_warning(
@@ -686,15 +689,6 @@ class ArchiveEngine:
         if counted == expected:
             return planned
         return dataclasses.replace(planned, archived_through_ns=None, archived_events=0)
-
-    def _learn_reading(self, org_id: str, progress: _Progress) -> None:
-        """Learn how DI reads ``end_time`` once per org, at an event just archived, so that
-        later runs count each open bucket with one request; kept in the checkpoint."""
-        if self._counter.reading(org_id) is not None or progress.anchor_ns is None:
-            return
-        with contextlib.suppress(ArchiverError):
-            if self._counter.learn(org_id, progress.anchor_ns) is not None:
-                progress.open_changed = True
 
     def _holds_events(self, org_id: str, start_ns: int, end_ns: int) -> bool:
         """Whether DI still returns events before its retention edge (retention is DI's to
@@ -716,7 +710,6 @@ class ArchiveEngine:
             with contextlib.suppress(ArchiverError):
                 self._save_progress(org_id, progress)
             raise
-        self._learn_reading(org_id, progress)
         self._save_progress(org_id, progress)
 
     def _archive_buckets(
@@ -924,11 +917,7 @@ class ArchiveEngine:
             (b for b in progress.open_buckets.values() if b.start_ns >= target),
             key=lambda b: b.start_ns,
         )[-MAX_OPEN_BUCKETS:]
-        checkpoint = dataclasses.replace(
-            self._checkpoint(target),
-            open_buckets=tuple(open_buckets),
-            end_time_reading=self._counter.reading(org_id),
-        )
+        checkpoint = dataclasses.replace(self._checkpoint(target), open_buckets=tuple(open_buckets))
         save_checkpoint(self._checkpoints, org_id, checkpoint)
         progress.saved_ns = target
         progress.saved_at_ns = self._clock()
@@ -993,8 +982,6 @@ class _ConcurrentOrg:
         self.progress.stopped_early = True
 
     def finished(self) -> None:
-        if self.error is None:
-            self.engine._learn_reading(self.org_id, self.progress)
         try:
             self.engine._save_progress(self.org_id, self.progress)
         except ArchiverError as exc:

@@ -178,7 +178,6 @@ class CollectedBucket:
     counts: dict[str, int] = field(default_factory=dict)
     events: int = 0
     bytes: int = 0  # line bytes of the bucket's in-range events, bounded by max_bucket_bytes
-    last_event_ns: int | None = None  # a millisecond known to hold an event DI returns
 
     @property
     def reads_from_ns(self) -> int:
@@ -241,7 +240,6 @@ def add_page(collected: CollectedBucket, page: Sequence[RawEvent], *, max_events
     org_id, start_ns, end_ns = collected.org_id, collected.reads_from_ns, collected.end_ns
     fetch_end_ns = collected.fetch_end_ns
     edge_lo, edge_hi = edge_tolerance(start_ns, fetch_end_ns)
-    last = collected.last_event_ns
     limit = max_events - collected.prior_events
     by_service = collected.by_service
     counts = collected.counts
@@ -272,10 +270,8 @@ def add_page(collected: CollectedBucket, page: Sequence[RawEvent], *, max_events
             counts[partition] = 0
         stream.add(ts, event_id, line)
         counts[partition] += 1
-        last = ts
     collected.events = count
     collected.bytes = size
-    collected.last_event_ns = last
 
 
 def malformed_in_bucket(

@@ -1,10 +1,13 @@
 """Read each event once: open buckets are counted, and only what is new is read.
 
 Invariant: the archive stays a pure function of what DI returns (the same keys, the same lines)
-whether a bucket was read whole or in parts, and a late event in the already-archived part of a
-bucket is still found (by its count) and archived once.
+whether a bucket was read whole or in parts; a late event in the already-archived part of a
+bucket is still found (by its count) and archived once; and whatever a count cannot see (an
+event gone while another arrived, a lost object, racing runs) is healed when the bucket closes,
+because the closing run reads it whole.
 """
 
+import copy
 import json
 from dataclasses import replace
 
@@ -12,18 +15,17 @@ import pytest
 
 from di_archiver.domain.checkpoint import MAX_OPEN_BUCKETS, Checkpoint
 from di_archiver.errors import CheckpointError, DIResponseError
-from di_archiver.timestamps import NS_PER_MS as MS
 from tests.unit.engine.fakes import ORG, FakeSource, event
 from tests.unit.engine.helpers import HOUR, MINUTE, NOW, Rig, at, rig
 
 
 def busy_source(end_inclusive: bool = True) -> FakeSource:
-    """An event every 10 minutes from 06:00 to 12:25 on 2026-05-04 (NOW is 12:00)."""
+    """An event every 10 minutes (7 s past) from 06:00 to 12:20 on 2026-05-04 (NOW is 12:00)."""
     source = FakeSource(end_inclusive=end_inclusive)
     source.add(
         ORG,
         *(
-            event(f"2026-05-04T{h:02d}:{m:02d}:00Z", f"e{h}{m:02d}")
+            event(f"2026-05-04T{h:02d}:{m:02d}:07Z", f"e{h}{m:02d}")
             for h in range(6, 13)
             for m in range(0, 60, 10)
             if (h, m) <= (12, 20)
@@ -56,12 +58,10 @@ def test_a_run_fifteen_minutes_later_counts_open_buckets_and_reads_only_new_even
     source.count_calls.clear()
     r.clock.now = NOW + 15 * MINUTE
     r.engine.run([ORG])
-    # Then each open bucket cost one count request over its archived part (its end as DI
-    # reads end_time, learnt by the first run)
-    last_ms = MS if end_inclusive else 0
+    # Then each open bucket cost one count request over its archived part
     assert source.count_calls == [
-        (ORG, at("2026-05-04T10:00"), at("2026-05-04T11:00") - last_ms),
-        (ORG, at("2026-05-04T11:00"), at("2026-05-04T11:55") - last_ms),
+        (ORG, at("2026-05-04T10:00"), at("2026-05-04T11:00")),
+        (ORG, at("2026-05-04T11:00"), at("2026-05-04T11:55")),
     ]
     # And events were read only past the high-water marks (10:00 is archived whole)
     assert source.calls == [
@@ -107,8 +107,27 @@ def test_a_lost_checkpoint_save_only_costs_reads_never_events() -> None:
     assert archive_lines(r) == from_scratch(source, NOW + 30 * MINUTE)
 
 
-def test_a_closing_bucket_archived_to_its_end_is_counted_not_read() -> None:
-    # Given a run at 12:00 that archived 10:00-11:00 whole while it was still open
+def test_an_event_at_the_marks_millisecond_costs_an_exact_count_not_a_whole_read() -> None:
+    # Given DI reading end_time inclusively, and a new event in the mark's own millisecond
+    source = busy_source(end_inclusive=True)
+    r = rig(source)
+    r.engine.run([ORG])
+    source.add(ORG, event("2026-05-04T11:55:00.0004Z", "at-mark"))
+    source.calls.clear()
+    source.count_calls.clear()
+    # When the engine runs 15 minutes later
+    r.clock.now = NOW + 15 * MINUTE
+    r.engine.run([ORG])
+    # Then the 11:00 count moved only by that event: the exact two-request count says the
+    # archived part is unchanged, so the bucket is read from its mark, not whole
+    assert len(source.count_calls) == 4
+    assert (ORG, at("2026-05-04T11:55"), at("2026-05-04T12:00")) in source.calls
+    assert (ORG, at("2026-05-04T11:00"), at("2026-05-04T12:00")) not in source.calls
+    assert archive_lines(r) == from_scratch(source, NOW + 15 * MINUTE)
+
+
+def test_the_run_that_closes_a_bucket_reads_it_whole() -> None:
+    # Given a run at 12:00 that archived 10:00-11:00 to its end while it was still open
     source = busy_source()
     r = rig(source, lookback_ns=12 * HOUR)
     r.engine.run([ORG])
@@ -116,10 +135,118 @@ def test_a_closing_bucket_archived_to_its_end_is_counted_not_read() -> None:
     # When the bucket closes (11:00 + 2 h settle) and the engine runs
     r.clock.now = at("2026-05-04T13:00")
     r.engine.run([ORG])
-    # Then no events request covers it, and the checkpoint moved past it
-    assert all(start >= at("2026-05-04T11:00") for _, start, _ in source.calls)
+    # Then it was read whole once more, and the checkpoint moved past it
+    assert (ORG, at("2026-05-04T10:00"), at("2026-05-04T11:00")) in source.calls
     assert r.checkpoints.documents[ORG]["closed_through"] == "2026-05-04T11:00:00Z"
     assert archive_lines(r) == from_scratch(source, at("2026-05-04T13:00"), lookback_ns=12 * HOUR)
+
+
+def _ids(r: Rig) -> list[str]:
+    return sorted(json.loads(line)["id"] for lines in r.store.content().values() for line in lines)
+
+
+def _run_until_closed(r: Rig, *times: str) -> None:
+    for text in times:
+        r.clock.now = at(f"2026-05-04T{text}")
+        r.engine.run([ORG])
+
+
+def test_an_event_gone_while_a_late_one_arrived_is_healed_when_the_bucket_closes() -> None:
+    # Given a run at 12:00, then DI no longer returning one archived event of 11:00 while a
+    # late one arrives there: the count of the archived part does not move
+    source = busy_source()
+    r = rig(source)
+    r.engine.run([ORG])
+    source.events[ORG] = [e for e in source.events[ORG] if e["id"] != "e1120"]
+    source.add(ORG, event("2026-05-04T11:25:00Z", "late"))
+    # When the engine runs on until the bucket has closed
+    _run_until_closed(r, "12:15", "13:00", "14:05")
+    # Then the late event is archived (and the archived e1120 is kept: nothing is removed)
+    assert "late" in _ids(r)
+    assert "e1120" in _ids(r)
+
+
+def test_racing_runs_are_healed_when_the_bucket_closes() -> None:
+    # Given run 1 (11:00 bucket archived through 11:15), then runs A (11:50) and B (11:35)
+    # racing from the same state: B's object lands last, A's checkpoint lands last, so A's
+    # mark claims events B's object lacks
+    source = FakeSource()
+    source.add(ORG, *(event(f"2026-05-04T11:{m:02d}:30Z", f"m{m:02d}") for m in range(60)))
+    r = rig(source)
+    r.clock.now = at("2026-05-04T11:20")
+    r.engine.run([ORG])
+    state = (copy.deepcopy(r.store.objects), copy.deepcopy(r.checkpoints.documents))
+    r.clock.now = at("2026-05-04T11:50")
+    r.engine.run([ORG])
+    a_checkpoint = copy.deepcopy(r.checkpoints.documents)
+    b = rig(source)
+    b.store.objects, b.checkpoints.documents = copy.deepcopy(state[0]), copy.deepcopy(state[1])
+    b.clock.now = at("2026-05-04T11:35")
+    b.engine.run([ORG])
+    r.store.objects.update(b.store.objects)
+    r.checkpoints.documents = a_checkpoint
+    # When later runs carry on until the bucket has closed
+    _run_until_closed(r, "12:05", "12:20", "13:00", "14:10")
+    # Then every event is archived once
+    assert _ids(r) == sorted(f"m{m:02d}" for m in range(60))
+
+
+def test_a_lost_open_object_is_healed_when_the_bucket_closes() -> None:
+    # Given a run at 12:00, then the 11:00 bucket's object lost
+    source = busy_source()
+    r = rig(source)
+    r.engine.run([ORG])
+    (key,) = [k for k in r.store.objects if k.endswith("/1100-1200.jsonl.gz")]
+    del r.store.objects[key]
+    # When the engine runs on until the bucket has closed
+    _run_until_closed(r, "12:15", "14:05")
+    # Then the archive is what a run from scratch writes
+    assert _ids(r) == sorted(
+        json.loads(line)["id"]
+        for lines in from_scratch(source, r.clock.now, lookback_ns=12 * HOUR).values()
+        for line in lines
+        if json.loads(line)["timestamp"] >= "2026-05-04T06"
+    )
+
+
+def test_a_lag_raised_between_runs_never_lets_a_mark_claim_events_past_the_horizon() -> None:
+    # Given a run at 12:00 with a 5-minute lag (11:00 marked through 11:55)
+    source = busy_source()
+    r = rig(source)
+    r.engine.run([ORG])
+    # And the lag then raised to 20 minutes (horizon 11:50, before the mark)
+    slow = rig(source, lag_ns=20 * MINUTE)
+    slow.engine._store, slow.engine._checkpoints = r.store, r.checkpoints
+    slow.clock.now = NOW + 10 * MINUTE
+    slow.engine.run([ORG])
+    source.add(ORG, event("2026-05-04T11:05:00Z", "late"))
+    slow.clock.now = NOW + 20 * MINUTE
+    # When the engine runs again
+    slow.engine.run([ORG])
+    # Then the late event is archived
+    assert "late" in _ids(r)
+
+
+def test_marks_past_the_plan_are_dropped() -> None:
+    # Given a checkpoint holding marks in the future (hand-edited or from a skewed clock)
+    source = busy_source()
+    r = rig(source)
+    r.engine.run([ORG])
+    r.checkpoints.documents[ORG]["open_buckets"] = [
+        {
+            "start": f"2027-01-01T{h:02d}:00:00Z",
+            "through": f"2027-01-01T{h:02d}:10:00Z",
+            "events": 1,
+        }
+        for h in range(24)
+    ]
+    # When the engine runs
+    r.clock.now = NOW + 15 * MINUTE
+    r.engine.run([ORG])
+    # Then only marks of buckets it planned are kept
+    kept = [m["start"] for m in r.checkpoints.documents[ORG]["open_buckets"]]
+    assert kept
+    assert not [start for start in kept if start.startswith("2027")]
 
 
 def test_concurrent_runs_read_once_too() -> None:
@@ -162,7 +289,6 @@ def _document(**changes: object) -> dict[str, object]:
         "open_buckets": [
             {"start": "2026-05-04T11:00:00Z", "through": "2026-05-04T11:55:00Z", "events": 3}
         ],
-        "end_time_reading": "exclusive",
     }
     document.update(changes)
     return document
@@ -200,11 +326,11 @@ def test_open_bucket_marks_round_trip() -> None:
     ],
 )
 def test_an_inconsistent_open_bucket_mark_is_refused_with_what_to_do(entry: object) -> None:
-    with pytest.raises(CheckpointError, match="delete the checkpoint"):
+    with pytest.raises(CheckpointError, match="remove open_buckets"):
         Checkpoint.from_document(_document(open_buckets=[entry]), org_id=ORG)
 
 
-def test_too_many_marks_or_a_strange_reading_are_refused() -> None:
+def test_too_many_marks_are_refused() -> None:
     entries = [
         {
             "start": f"2026-05-04T{h:02d}:00:00Z",
@@ -215,27 +341,6 @@ def test_too_many_marks_or_a_strange_reading_are_refused() -> None:
     ]
     with pytest.raises(CheckpointError, match="at most"):
         Checkpoint.from_document(_document(open_buckets=entries * 2, bucket_minutes=60), org_id=ORG)
-    with pytest.raises(CheckpointError, match="end_time_reading"):
-        Checkpoint.from_document(_document(end_time_reading="both"), org_id=ORG)
-
-
-def test_the_engine_keeps_working_when_learning_the_reading_fails() -> None:
-    # Given a source whose count fails (the reading cannot be learnt)
-    source = busy_source()
-    r = rig(source)
-
-    def broken_count(org_id: str, start_ns: int, end_ns: int) -> int:
-        from di_archiver.errors import DITransientError
-
-        raise DITransientError("count unavailable")
-
-    source.count = broken_count  # type: ignore[method-assign]
-    # When the engine runs
-    report = r.engine.run([ORG])
-    # Then the run succeeds without a reading, and the marks are kept
-    assert not report.failed
-    assert "end_time_reading" not in r.checkpoints.documents[ORG]
-    assert r.checkpoints.documents[ORG]["open_buckets"]
 
 
 def test_a_count_di_garbles_falls_back_to_reading_the_bucket_whole_with_a_warning() -> None:

@@ -111,19 +111,20 @@ def test_a_revision_of_a_sealed_event_writes_only_the_new_version() -> None:
     assert result.revised == 1
 
 
-def test_revisions_found_when_an_open_bucket_is_read_again_reach_the_bucket_results() -> None:
-    # Given a completed run, then DI revising an event of a still-open bucket and indexing a
-    # late one there (an open bucket is read again only when DI's count of it moved)
+def test_revisions_of_an_open_bucket_reach_the_results_of_the_run_that_closes_it() -> None:
+    # Given a completed run, then DI revising an event of a still-open bucket (its count does
+    # not move, so the runs while it is open read only past its mark)
     source = FakeSource()
     source.add(ORG, event("2026-05-04T11:10:00Z", "open", v=1))
     r = rig(source)
     r.engine.run([ORG])
-    source.events[ORG] = [
-        event("2026-05-04T11:05:00Z", "late"),
-        event("2026-05-04T11:10:00Z", "open", v=2),
-    ]
-    # When the engine runs again
+    source.events[ORG] = [event("2026-05-04T11:10:00Z", "open", v=2)]
+    # When the engine runs again, and again once the bucket has closed (12:00 + 2 h settle)
     r.engine.run([ORG])
-    # Then the bucket result of the rerun carries the revision
+    r.clock.now = at("2026-05-04T14:05")
+    r.engine.run([ORG])
+    # Then the closing run read it whole: its result carries the revision, and the archive
+    # holds DI's current version once
     eleven = [b for b in r.observer.buckets if b.start_ns == at("2026-05-04T11:00")]
-    assert [b.revised for b in eleven] == [0, 1]
+    assert [b.revised for b in eleven] == [0, 0, 1]
+    assert eleven[-1].closed

@@ -46,7 +46,7 @@ def test_first_run_backfills_and_checkpoints_the_closed_buckets(pipeline: bool) 
     ]
     assert archived_ids(r) == {f"e{h}" for h in range(6, 12)} | {"inside-lag"}
     # And the checkpoint covers only the closed buckets, in the documented shape, with the
-    # open buckets' high-water marks and DI's end_time reading (the fake's end is inclusive)
+    # open buckets' high-water marks
     assert r.checkpoints.documents[ORG] == {
         "schema_version": 1,
         "closed_through": "2026-05-04T10:00:00Z",
@@ -57,7 +57,6 @@ def test_first_run_backfills_and_checkpoints_the_closed_buckets(pipeline: bool) 
             {"start": "2026-05-04T10:00:00Z", "through": "2026-05-04T11:00:00Z", "events": 1},
             {"start": "2026-05-04T11:00:00Z", "through": "2026-05-04T11:55:00Z", "events": 2},
         ],
-        "end_time_reading": "inclusive",
     }
     (org,) = report.orgs
     assert (org.checkpoint_before_ns, org.checkpoint_after_ns) == (None, at("2026-05-04T10:00"))
