@@ -129,7 +129,7 @@ class ArchiverStack(Stack):
         env_names = settings_env_names()
         environment = {
             env_names[name]: _env_value(value)
-            for name, value in settings.model_dump(exclude_unset=True).items()
+            for name, value in settings.values(explicit_only=True).items()
             if value is not None
         }
         log_retention = _LOG_RETENTION[config.log_retention_days]

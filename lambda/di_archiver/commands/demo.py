@@ -256,9 +256,7 @@ def run_demo(
     with sim.serve(port=0) as server:
         # The demo's simulator enforces no rate limit; JumpCloud's polite ceiling stays the
         # default for real runs.
-        settings = settings.model_copy(
-            update={"base_url": server.base_url, "rate_limit_per_second": 1000.0}
-        )
+        settings = settings.replace(base_url=server.base_url, rate_limit_per_second=1000.0)
 
         runtime = build_runtime(
             settings,

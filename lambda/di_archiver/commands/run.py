@@ -40,7 +40,7 @@ LOCAL_CHECKPOINT_NAME = "checkpoints.json"
 
 
 def _default(field: str) -> object:
-    return ArchiverSettings.model_fields[field].default
+    return ArchiverSettings.default_of(field)
 
 
 def add_org_arguments(parser: argparse.ArgumentParser, *, required: bool = True) -> None:

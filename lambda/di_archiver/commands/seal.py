@@ -112,7 +112,7 @@ def build_settings(
     settings, secret = settings_from_args(args)
     if lock:
         # Re-validated, so "both or neither" is enforced exactly as for the Lambda's settings.
-        settings = run_command.build_settings({**settings.model_dump(), **lock})
+        settings = run_command.build_settings({**settings.values(), **lock})
     return settings, secret
 
 
