@@ -12,48 +12,26 @@ An SQS event ({"Records": [<one record>]}) carries one such archive message in i
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from di_archiver.errors import SettingsError
 from di_archiver.observability import Mode
 from di_archiver.timestamps import parse_timestamp_ns
+from di_archiver.validation import Problem, Refused, bound_problem, to_enum, to_int, to_str
+
+_DAYS_LIMITS = {"ge": 1, "le": 36_500}
 
 
-class Invocation(BaseModel):
-    """The invocation event; unknown fields (EventBridge's envelope) are ignored."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
+@dataclass(frozen=True, kw_only=True)
+class Invocation:
+    """The invocation event (validated by :func:`parse_invocation`)."""
 
     mode: Mode = Mode.ARCHIVE
-    start: str | None = Field(default=None, description="Resnapshot window start (RFC 3339).")
-    end: str | None = Field(default=None, description="Resnapshot window end (RFC 3339).")
-    org_id: str | None = Field(
-        default=None, description="Archive or resnapshot one org (default: all)."
-    )
-    days: int | None = Field(
-        default=None,
-        ge=1,
-        le=36_500,
-        description="Verify only objects and manifests of the last N UTC days (default: all).",
-    )
-
-    @field_validator("start", "end")
-    @classmethod
-    def _timestamp(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_timestamp_ns(value)
-        return value
-
-    @model_validator(mode="after")
-    def _window(self) -> Invocation:
-        if self.mode is Mode.RESNAPSHOT:
-            if self.start is None or self.end is None:
-                raise ValueError("resnapshot needs 'start' and 'end' (RFC 3339)")
-            if parse_timestamp_ns(self.start) >= parse_timestamp_ns(self.end):
-                raise ValueError("resnapshot 'start' must be before 'end'")
-        return self
+    start: str | None = None  # resnapshot window start (RFC 3339)
+    end: str | None = None  # resnapshot window end (RFC 3339)
+    org_id: str | None = None  # archive or resnapshot one org (default: all)
+    days: int | None = None  # verify only the last N UTC days (default: all)
 
     @property
     def window_ns(self) -> tuple[int, int]:
@@ -82,14 +60,59 @@ def parse_invocation(event: Any) -> Invocation:
         event = {}  # a scheduled rule with the default input: archive
     if "Records" in event:
         event = _queued_message(event["Records"])
-    try:
-        return Invocation.model_validate(event)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'event'}: {e['msg']}"
-            for e in exc.errors(include_url=False, include_input=False)
+    problems, values = _check_fields(event)
+    if not problems:
+        problem = _window_problem(values)
+        if problem is not None:
+            problems.append(Problem((), f"Value error, {problem}", event))
+    if problems:
+        described = "; ".join(
+            f"{'.'.join(str(p) for p in problem.loc) or 'event'}: {problem.msg}"
+            for problem in problems
         )
-        raise SettingsError(f"invalid invocation event: {problems}") from None
+        raise SettingsError(f"invalid invocation event: {described}")
+    return Invocation(**values)
+
+
+def _check_fields(event: dict[str, Any]) -> tuple[list[Problem], dict[str, Any]]:
+    """Each known field converted, or its problem; unknown fields (EventBridge's envelope) are
+    ignored."""
+    problems: list[Problem] = []
+    values: dict[str, Any] = {}
+    for name, convert in _FIELDS.items():
+        raw = event.get(name)
+        if name not in event or (raw is None and name != "mode"):
+            continue  # a default; only the mode may not be null
+        value = convert(raw)
+        if isinstance(value, Refused):
+            problems.append(Problem((name,), value.msg, raw))
+            continue
+        if name == "days":
+            bound = bound_problem(value, _DAYS_LIMITS)
+            if bound is not None:
+                problems.append(Problem((name,), bound, raw))
+                continue
+        if name in ("start", "end"):
+            try:
+                parse_timestamp_ns(value)
+            except ValueError as exc:
+                problems.append(Problem((name,), f"Value error, {exc}", raw))
+                continue
+        values[name] = value
+    return problems, values
+
+
+_FIELDS = {"mode": to_enum(Mode), "start": to_str, "end": to_str, "org_id": to_str, "days": to_int}
+
+
+def _window_problem(values: dict[str, Any]) -> str | None:
+    if values.get("mode") is Mode.RESNAPSHOT:
+        start, end = values.get("start"), values.get("end")
+        if start is None or end is None:
+            return "resnapshot needs 'start' and 'end' (RFC 3339)"
+        if parse_timestamp_ns(start) >= parse_timestamp_ns(end):
+            return "resnapshot 'start' must be before 'end'"
+    return None
 
 
 def _queued_message(records: Any) -> dict[str, Any]:
