@@ -10,7 +10,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from di_archiver.application.maintain import object_lock_retention
 from di_archiver.application.runtime import Closeable, Runtime
 from di_archiver.errors import SettingsError
 from di_archiver.settings import ArchiverSettings, Duty
@@ -271,7 +270,6 @@ __all__ = [
     "build_runtime",
     "build_store",
     "load_credentials",
-    "object_lock_retention",
     "store_for_location",
 ]
 

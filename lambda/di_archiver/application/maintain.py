@@ -3,23 +3,30 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from di_archiver.application.runtime import MaintenancePorts
-from di_archiver.domain import maintenance
-from di_archiver.domain.maintenance import MaintenanceReport
 from di_archiver.domain.ports import ObjectLockProbe
-from di_archiver.domain.seal import MaintenanceObserver, Retention
 from di_archiver.errors import SettingsError
 from di_archiver.observability import Mode
 from di_archiver.settings import ArchiverSettings
 from di_archiver.timestamps import NS_PER_SECOND
+
+if TYPE_CHECKING:
+    from di_archiver.application.runtime import MaintenancePorts
+    from di_archiver.domain.maintenance import MaintenanceReport
+    from di_archiver.domain.seal import MaintenanceObserver, Retention
+
+# The sealing and reconcile domain (seal, manifests, certificates, reconcile) is imported by the
+# functions that use it: the package imports this module, and an archive invocation needs none
+# of it on its cold start.
 
 
 def object_lock_retention(settings: ArchiverSettings) -> Retention | None:
     """Object Lock retention for sealed days and manifests, when the settings ask for it."""
     if settings.object_lock_mode is None or settings.object_lock_days is None:
         return None
+    from di_archiver.domain.seal import Retention  # noqa: PLC0415
+
     return Retention(days=settings.object_lock_days, mode=settings.object_lock_mode.value)
 
 
@@ -60,6 +67,8 @@ def maintain(
     Failures of single orgs are in the report (``raise_for_failures`` turns them into an error).
     ``seal=False`` reconciles only (the DI-facing role, which may not write sealed days).
     """
+    from di_archiver.domain import maintenance  # noqa: PLC0415
+
     extra: dict[str, Any] = {} if clock is None else {"clock": clock}
     return maintenance.maintain(
         org_ids=list(settings.org_ids),

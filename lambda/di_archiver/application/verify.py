@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from di_archiver.domain.ports import (
-    ArchiveStore,
-    SignatureVerifier,
-)
-from di_archiver.domain.verify import ExpectedHead, VerifyReport, verify_archive
 from di_archiver.errors import SettingsError
 from di_archiver.layout import OBJECT_SUFFIX
 from di_archiver.observability import Mode
+
+if TYPE_CHECKING:
+    from di_archiver.domain.ports import ArchiveStore, SignatureVerifier
+    from di_archiver.domain.verify import ExpectedHead, VerifyReport
+
+# The verifier (domain.verify) is imported by the functions that use it: the package imports
+# this module, and an archive invocation needs none of it on its cold start.
 
 
 def verify(
@@ -33,6 +35,8 @@ def verify(
     A scheduled verify reads a recent window so it fits one invocation on any archive size;
     the manifest chain inside the window is still walked link by link.
     """
+    from di_archiver.domain.verify import verify_archive  # noqa: PLC0415
+
     if last_days is not None:
         start_day = (datetime.now(UTC) - timedelta(days=last_days)).date()
     return verify_archive(
@@ -60,6 +64,8 @@ def parse_expected_head(value: str) -> ExpectedHead:
         raise SettingsError(f"--expect-head: {day_text!r} is not a YYYY-MM-DD day") from None
     if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
         raise SettingsError("--expect-head: the hash must be 64 hex digits (a SHA-256)")
+    from di_archiver.domain.verify import ExpectedHead  # noqa: PLC0415
+
     return ExpectedHead(org, day, sha)
 
 
