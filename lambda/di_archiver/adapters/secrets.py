@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +21,6 @@ from di_archiver.errors import SecretError
 from di_archiver.redaction import display_secret_id, install_log_redaction, register
 
 if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.parameters import SecretsProvider
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
 API_KEY_ENV = "JUMPCLOUD_API_KEY"
@@ -59,7 +59,11 @@ def _non_empty(value: Any) -> bool:
 
 
 class SecretProvider:
-    """Reads the credential secret from Secrets Manager, cached for ``max_age`` seconds."""
+    """Reads the credential secret from Secrets Manager, cached for ``max_age`` seconds.
+
+    One GetSecretValue call and a timestamp: Powertools' parameters utility did the same, but
+    importing it (and, through it, boto3's DynamoDB helpers) cost the first invocation CPU.
+    """
 
     def __init__(
         self,
@@ -75,43 +79,44 @@ class SecretProvider:
         self.max_age = max_age
         self._client = client
         self._endpoint_url = endpoint_url
-        self._provider: SecretsProvider | None = None
+        self._cached: tuple[float, str | bytes] | None = None  # (monotonic time read, value)
 
     def __repr__(self) -> str:
         shown = display_secret_id(self.secret_id)
         return f"SecretProvider(secret_id={shown!r}, max_age={self.max_age})"
 
-    def _powertools(self) -> SecretsProvider:
-        if self._provider is None:
+    def _secrets_manager(self) -> SecretsManagerClient:
+        # botocore logs every response body at DEBUG, GetSecretValue's included.
+        install_log_redaction()
+        if self._client is None:
             import boto3  # noqa: PLC0415 (created on first use: nothing at import time)
-            from aws_lambda_powertools.utilities.parameters import (  # noqa: PLC0415
-                SecretsProvider,
-            )
 
-            # botocore logs every response body at DEBUG, GetSecretValue's included.
-            install_log_redaction()
-            client = self._client or boto3.client(
+            self._client = boto3.client(
                 "secretsmanager", config=botocore_config(), endpoint_url=self._endpoint_url
             )
-            self._provider = SecretsProvider(boto3_client=client)
-        return self._provider
+        return self._client
+
+    def _read(self, *, force_fetch: bool) -> str | bytes:
+        now = time.monotonic()
+        if not force_fetch and self._cached is not None and now - self._cached[0] < self.max_age:
+            return self._cached[1]
+        client = self._secrets_manager()
+        source = f"secret {display_secret_id(self.secret_id)}"
+        try:
+            answer = client.get_secret_value(SecretId=self.secret_id)
+        except Exception as exc:
+            code = error_code(exc) if isinstance(exc, ClientError) else "unreadable"
+            raise SecretError(f"cannot read {source}: {code}") from exc
+        raw: str | bytes = (
+            answer["SecretString"] if "SecretString" in answer else answer["SecretBinary"]
+        )
+        self._cached = (now, raw)
+        return raw
 
     def get(self, *, force_fetch: bool = False) -> dict[str, str]:
         """The secret's JSON object; a :class:`SecretError` if it is missing or malformed."""
-        from aws_lambda_powertools.utilities.parameters.exceptions import (  # noqa: PLC0415
-            GetParameterError,
-        )
-
         source = f"secret {display_secret_id(self.secret_id)}"
-        try:
-            raw = self._powertools().get(
-                self.secret_id, max_age=self.max_age, force_fetch=force_fetch
-            )
-        except GetParameterError as exc:
-            # Powertools re-raises without ``from``; the ClientError is the implicit context.
-            cause = exc.__cause__ or exc.__context__
-            code = error_code(cause) if isinstance(cause, ClientError) else "unreadable"
-            raise SecretError(f"cannot read {source}: {code}") from exc
+        raw: Any = self._read(force_fetch=force_fetch)
         if isinstance(raw, bytes):
             raw = raw.decode("utf-8", errors="replace")
         if not isinstance(raw, str) or not raw.strip():
