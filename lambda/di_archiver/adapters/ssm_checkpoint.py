@@ -7,6 +7,7 @@ String parameter (no KMS, no advanced-tier cost) is the right type.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +39,7 @@ class SsmCheckpointStore:
             )
         self.prefix = prefix
         self._client = ssm_client
+        self._client_lock = threading.Lock()
         self._endpoint_url = endpoint_url
 
     def __repr__(self) -> str:
@@ -46,11 +48,14 @@ class SsmCheckpointStore:
     @property
     def client(self) -> SSMClient:
         if self._client is None:
-            import boto3  # noqa: PLC0415 (created on first use: nothing at import time)
+            # Several orgs' workers may ask first at once: one client, not one each.
+            with self._client_lock:
+                if self._client is None:
+                    import boto3  # noqa: PLC0415 (created on first use: nothing at import time)
 
-            self._client = boto3.client(
-                "ssm", config=botocore_config(), endpoint_url=self._endpoint_url
-            )
+                    self._client = boto3.client(
+                        "ssm", config=botocore_config(), endpoint_url=self._endpoint_url
+                    )
         return self._client
 
     def parameter_name(self, org_id: str) -> str:
