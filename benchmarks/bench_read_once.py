@@ -13,7 +13,8 @@ event rendered before the clock starts (so it costs latency, not this machine's 
 * **bare pager**: the same buckets' pages with raw httpx, bodies received and never parsed
   (``+gzip``: each body also deflated at level 6, the least an archive must do with it);
 * **di-archiver**: the real engine with one bucket in flight (one cursor, as the pager), the
-  DI client and a local archive;
+  DI client and a local archive; ``memory`` runs it with ``--concurrency`` buckets in flight
+  (default: the settings' default, what a deployment runs);
 * **JumpCloud's exporter** (``--exporter``, the worker of TheJumpCloud/JumpCloud-Serverless
   ``AWS/DirectoryInsights/get-jcdirectoryinsights.py``; not part of this project, give its
   path): its ``jc_worker`` driven with one SQS record per bucket, S3 and Secrets Manager by moto
@@ -64,6 +65,7 @@ class Job:
     page_limit: int
     pin: bool
     exporter: str | None = None
+    concurrency: int = 1
 
 
 def _pin(core: int, enabled: bool) -> None:
@@ -156,7 +158,7 @@ def bare_pager(job: Job, deflate: bool, conn: Any) -> None:
 
 
 def archive(job: Job, conn: Any) -> None:
-    """The real engine, one bucket in flight, into a local archive."""
+    """The real engine, ``job.concurrency`` buckets in flight, into a local archive."""
     from di_archiver.adapters.di_auth import ApiKeyCredentials
     from di_archiver.adapters.di_client import DIClient
     from di_archiver.adapters.local_store import FileCheckpointStore, LocalArchiveStore
@@ -174,7 +176,7 @@ def archive(job: Job, conn: Any) -> None:
             max_events_per_bucket=2_000_000,
             max_bucket_bytes=8 * 1024**3,
             time_budget_reserve_s=0.0,
-            concurrency=1,
+            concurrency=job.concurrency,
         )
         client = DIClient(
             base_url=job.base_url, credentials=ApiKeyCredentials(API_KEY), page_limit=job.page_limit
@@ -294,6 +296,7 @@ def _with_simulator(args: argparse.Namespace, work: Callable[[Job], None]) -> No
             args.page_limit,
             args.pin,
             getattr(args, "exporter", None),
+            getattr(args, "concurrency", 1),
         )
         _child(bare_pager, job, False)  # warm-up: every page rendered and cached once
         work(job)
@@ -353,7 +356,8 @@ def cmd_memory(args: argparse.Namespace) -> None:
     def work(job: Job) -> None:
         results = [_child(archive, job) for _ in range(args.repeat)]
         print(
-            f"di-archiver peak RSS MB {_spread([r['rss_mb'] for r in results])}  events/s "
+            f"di-archiver ({job.concurrency} bucket(s) in flight) peak RSS MB "
+            f"{_spread([r['rss_mb'] for r in results])}  events/s "
             f"{_spread([r['events'] / r['wall'] for r in results])}  events "
             f"{sorted({r['events'] for r in results})}"
         )
@@ -492,6 +496,13 @@ def cmd_cold(args: argparse.Namespace) -> None:
         print(f"di-archiver / exporter: {ratio:.2f}x (target <= 1.0)")
 
 
+def _default_concurrency() -> int:
+    from di_archiver.settings import ArchiverSettings
+
+    default: int = ArchiverSettings.model_fields["concurrency"].default
+    return default
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -510,6 +521,9 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--pin", action=argparse.BooleanOptionalAction, default=True)
         if name == "speed":
             p.add_argument("--exporter", help="path of JumpCloud's get-jcdirectoryinsights.py")
+        if name == "memory":
+            # What a deployment holds: the settings' default buckets in flight, not one cursor.
+            p.add_argument("--concurrency", type=int, default=_default_concurrency())
     cold = sub.add_parser("cold")
     cold.add_argument("--repeat", type=int, default=5)
     cold.add_argument("--exporter", help="path of JumpCloud's get-jcdirectoryinsights.py")
