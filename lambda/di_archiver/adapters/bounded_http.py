@@ -11,7 +11,9 @@ seconds never times out, and it decompresses ``Content-Encoding: gzip`` without 
   stops as soon as the decompressed size passes the caller's cap.
 
 What a parser receives is a :class:`Answer`: status, headers and the complete decoded body as
-``bytes``. Parsers never touch the socket.
+``bytes``. Parsers never touch the socket. An :class:`Unread` answer has its headers in and its
+body still on the connection: the body is read later (by any thread), within the same request
+deadline, so a caller can act on the headers first.
 """
 
 from __future__ import annotations
@@ -64,6 +66,41 @@ class Answer:
     def request_id(self) -> str | None:
         value: str | None = self.headers.get("x-request-id")
         return value
+
+
+class Unread:
+    """A 200 answer whose headers are in and whose body still waits on its connection."""
+
+    __slots__ = ("_response", "expires")
+
+    def __init__(self, response: httpx.Response, expires: float) -> None:
+        self._response = response
+        self.expires = expires  # the request's monotonic deadline, which reading still obeys
+
+    @property
+    def status(self) -> int:
+        return self._response.status_code
+
+    @property
+    def headers(self) -> httpx.Headers:
+        return self._response.headers
+
+    @property
+    def request_id(self) -> str | None:
+        value: str | None = self._response.headers.get("x-request-id")
+        return value
+
+    def read(self, *, limit: int) -> Answer:
+        """The whole body, bounded like :func:`read_body`, by the request's own deadline."""
+        expires = self.expires
+        with request_deadline(expires):
+            return read_body(
+                self._response, limit=limit, expired=lambda: time.monotonic() >= expires
+            )
+
+    def close(self) -> None:
+        """Drop the answer unread (its connection is closed, not reused)."""
+        self._response.close()
 
 
 @contextlib.contextmanager

@@ -329,6 +329,9 @@ def collect_bucket(
     try:
         for page in pages:
             add_page(collected, page, max_events=max_events)
+            # Encoded: dropped before the next page is asked for, which a source may read
+            # into the memory this one held.
+            del page
             if max_bytes is not None:
                 check_bucket_bytes(collected, max_bytes)
     except MalformedEventError as exc:
