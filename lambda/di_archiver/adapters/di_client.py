@@ -100,10 +100,11 @@ _ERROR_BODY_BYTES = 64 * 1024
 # One bucket of at most max_events_per_bucket events needs ~50 pages of 10,000 (500 of DI's
 # default 1,000); a server that keeps handing out fresh cursors is stopped here.
 DEFAULT_MAX_PAGES_PER_WINDOW = 1_000
-# Pages (a ~8 MB body, then ~11 MB of parsed events) held at once by all readers of a client.
-# Two keep one page parsing or encoding while the next body is received; more only add memory
-# (measured: peak RSS with 4 buckets in flight fell from ~200 MB to the single cursor's).
-DEFAULT_MAX_PAGES_HELD = 2
+# Pages (a ~8 MB body, then ~11 MB of parsed events: ~30 MB of peak RSS each, measured) held
+# at once by all readers of a client. One keeps 4 buckets in flight near 120 MB, two near 150;
+# the second only overlaps a body's transfer with another page's parse and encode, little on a
+# Lambda whose fraction of a core, not the network, bounds a run.
+DEFAULT_MAX_PAGES_HELD = 1
 _MESSAGE_LIMIT = 300
 
 Page = list[RawEvent]
