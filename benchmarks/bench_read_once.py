@@ -499,7 +499,7 @@ def cmd_cold(args: argparse.Namespace) -> None:
 def _default_concurrency() -> int:
     from di_archiver.settings import ArchiverSettings
 
-    default: int = ArchiverSettings.model_fields["concurrency"].default
+    default: int = ArchiverSettings.default_of("concurrency")
     return default
 
 
