@@ -197,9 +197,10 @@ class ArchiverSettings:
     concurrency: int = field(
         default=4,
         metadata=_about(
-            "Time buckets (of any orgs) archived at once; each holds one bucket in memory. "
-            "1 keeps one sequential cursor. Reaching the rate limit needs about rate x page "
-            "latency buckets in flight.",
+            "Time buckets (of any orgs) archived at once; each keeps a few MB of encoder "
+            "state, and received pages are held one at a time across all of them. 1 keeps one "
+            "sequential cursor. Reaching the rate limit needs about rate x page latency "
+            "buckets in flight.",
             ge=1,
             le=64,
         ),
