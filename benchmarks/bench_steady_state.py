@@ -25,8 +25,9 @@ from di_archiver.adapters.di_auth import ApiKeyCredentials
 from di_archiver.adapters.di_client import DIClient
 from di_archiver.adapters.local_store import FileCheckpointStore, LocalArchiveStore
 from di_archiver.domain.engine import ArchiveEngine, EngineConfig
+from di_archiver.domain.planning import horizon_of
 from di_archiver.simulator import OrgSpec, Simulator, SimulatorClock, SimulatorConfig
-from di_archiver.timestamps import NS_PER_MS, NS_PER_SECOND
+from di_archiver.timestamps import NS_PER_SECOND
 
 ORG = "64a0c0ffee0000000000a001"
 API_KEY = "bench-key-0123456789"
@@ -66,8 +67,7 @@ def _strip_marks(root: Path) -> None:
 
 
 def _horizon(now_ns: int, lag_s: int) -> int:
-    edge = now_ns - lag_s * NS_PER_SECOND
-    return edge - edge % NS_PER_MS
+    return horizon_of(now_ns, lag_s * NS_PER_SECOND)
 
 
 def main(argv: list[str] | None = None) -> int:

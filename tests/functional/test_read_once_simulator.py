@@ -20,6 +20,7 @@ from di_archiver.adapters.di_client import DIClient
 from di_archiver.adapters.local_store import FileCheckpointStore, LocalArchiveStore
 from di_archiver.archive_format import decode_lines
 from di_archiver.domain.engine import ArchiveEngine, EngineConfig
+from di_archiver.domain.planning import horizon_of
 from di_archiver.simulator import LateIndexingConfig, OrgSpec, Simulator, SimulatorClock
 from di_archiver.simulator.config import DEMO_API_KEY, DEMO_ORG_ID, SimulatorConfig
 from di_archiver.timestamps import NS_PER_MS, NS_PER_SECOND, datetime_to_ns
@@ -40,8 +41,7 @@ CONFIG = EngineConfig(
 
 
 def horizon(now_ns: int) -> int:
-    edge = now_ns - LAG
-    return edge - edge % NS_PER_MS
+    return horizon_of(now_ns, LAG)
 
 
 class World:
@@ -50,6 +50,9 @@ class World:
         self.client = DIClient(base_url=base_url, credentials=ApiKeyCredentials(DEMO_API_KEY))
         self.store = LocalArchiveStore(root)
         self.checkpoints = FileCheckpointStore(root / "checkpoints.json")
+        self.use_concurrency(concurrency)
+
+    def use_concurrency(self, concurrency: int) -> None:
         self.engine = ArchiveEngine(
             source=self.client,
             store=self.store,
@@ -91,14 +94,8 @@ def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
 def test_a_run_15_minutes_later_reads_new_events_and_one_count_per_open_bucket(
     world: World, concurrency: int
 ) -> None:
-    world.engine = ArchiveEngine(
-        source=world.client,
-        store=world.store,
-        checkpoints=world.checkpoints,
-        config=EngineConfig(**{**CONFIG.__dict__, "concurrency": concurrency}),
-        clock=lambda: world.clock_ns,
-    )
-    # Given a first run (which learns DI's end_time reading) and its open buckets' marks
+    world.use_concurrency(concurrency)
+    # Given a first run and its open buckets' marks
     world.engine.run([DEMO_ORG_ID])
     marks = world.checkpoints.load(DEMO_ORG_ID)["open_buckets"]  # type: ignore[index]
     assert len(marks) >= 2
