@@ -1,4 +1,8 @@
-"""Hostile bodies shared by the unit tests, the functional tests and the benchmark."""
+"""Hostile bodies shared by the unit and functional tests.
+
+``benchmarks/bench_hostile.py`` builds its single-member bomb the same way in its own copy:
+benchmarks run as plain scripts, without the ``tests`` package on their path.
+"""
 
 from __future__ import annotations
 
