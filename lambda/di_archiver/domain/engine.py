@@ -733,15 +733,7 @@ class ArchiveEngine:
                     progress.stopped_early = True
                     break
                 if collected is None:
-                    collected = CollectedBucket(
-                        org_id,
-                        planned.start_ns,
-                        planned.end_ns,
-                        planned.fetch_end_ns,
-                        planned.closed,
-                        planned.archived_through_ns,
-                        planned.archived_events,
-                    )
+                    collected = CollectedBucket.of(org_id, planned)
                 if page is not None:
                     add_page(collected, page, max_events=self._config.max_events_per_bucket)
                     # Free this page's objects before the next one is waited for.
@@ -804,18 +796,12 @@ class ArchiveEngine:
             yield plan, None
 
     def _collect(self, org_id: str, planned: PlannedBucket) -> CollectedBucket:
-        planned = self._read_plan(org_id, planned)
         return collect_bucket(
             self._source,
             org_id,
-            start_ns=planned.start_ns,
-            end_ns=planned.end_ns,
-            fetch_end_ns=planned.fetch_end_ns,
-            closed=planned.closed,
+            self._read_plan(org_id, planned),
             max_events=self._config.max_events_per_bucket,
             max_bytes=self._config.max_bucket_bytes,
-            read_from_ns=planned.archived_through_ns,
-            prior_events=planned.archived_events,
         )
 
     def _write(self, collected: CollectedBucket, now: int) -> WriteOutcome:

@@ -48,6 +48,7 @@ from di_archiver.archive_format import (
     StreamEncoder,
     keyed_line,
 )
+from di_archiver.domain.planning import PlannedBucket
 from di_archiver.domain.ports import ArchiveStore, EventSource, open_object, put_fileobj
 from di_archiver.errors import ArchiverError, BucketTooLargeError, DIResponseError
 from di_archiver.layout import (
@@ -179,6 +180,19 @@ class CollectedBucket:
     events: int = 0
     bytes: int = 0  # line bytes of the bucket's in-range events, bounded by max_bucket_bytes
 
+    @classmethod
+    def of(cls, org_id: str, planned: PlannedBucket) -> CollectedBucket:
+        """An empty bucket to collect ``planned`` into, read from where the plan says."""
+        return cls(
+            org_id,
+            planned.start_ns,
+            planned.end_ns,
+            planned.fetch_end_ns,
+            planned.closed,
+            planned.archived_through_ns,
+            planned.archived_events,
+        )
+
     @property
     def reads_from_ns(self) -> int:
         return self.start_ns if self.read_from_ns is None else self.read_from_ns
@@ -308,24 +322,17 @@ def close_pages(pages: object) -> None:
 def collect_bucket(
     source: EventSource,
     org_id: str,
+    planned: PlannedBucket,
     *,
-    start_ns: int,
-    end_ns: int,
-    fetch_end_ns: int,
-    closed: bool,
     max_events: int,
     max_bytes: int | None = None,
-    read_from_ns: int | None = None,
-    prior_events: int = 0,
 ) -> CollectedBucket:
-    """Fetch ``[read_from, fetch_end)`` (``read_from`` defaults to ``start``) and keep only
-    events whose parsed timestamp lies inside it."""
-    collected = CollectedBucket(
-        org_id, start_ns, end_ns, fetch_end_ns, closed, read_from_ns, prior_events
-    )
-    if collected.reads_from_ns >= fetch_end_ns:
+    """Fetch ``[reads_from, fetch_end)`` of ``planned`` and keep only events whose parsed
+    timestamp lies inside it."""
+    collected = CollectedBucket.of(org_id, planned)
+    if planned.reads_from_ns >= planned.fetch_end_ns:
         return collected  # nothing new to read
-    pages = source.iter_pages(org_id, collected.reads_from_ns, fetch_end_ns)
+    pages = source.iter_pages(org_id, planned.reads_from_ns, planned.fetch_end_ns)
     try:
         for page in pages:
             add_page(collected, page, max_events=max_events)
@@ -336,7 +343,7 @@ def collect_bucket(
                 check_bucket_bytes(collected, max_bytes)
     except MalformedEventError as exc:
         collected.close()
-        raise malformed_in_bucket(exc, org_id, start_ns, end_ns) from exc.__cause__
+        raise malformed_in_bucket(exc, org_id, planned.start_ns, planned.end_ns) from exc.__cause__
     except BaseException:
         collected.close()
         raise
