@@ -11,7 +11,8 @@ event rendered before the clock starts (so it costs latency, not this machine's 
 ``--pin``, on the other core than the measured process.
 
 * **bare pager**: the same buckets' pages with raw httpx, bodies received and never parsed
-  (``+gzip``: each body also deflated at level 6, the least an archive must do with it);
+  (``+gzip``: each body also deflated at the level bucket objects use, the least an archive
+  must do with it);
 * **di-archiver**: the real engine with one bucket in flight (one cursor, as the pager), the
   DI client and a local archive; ``memory`` runs it with ``--concurrency`` buckets in flight
   (default: the settings' default, what a deployment runs);
@@ -47,6 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from di_archiver.archive_format import FAST_LEVEL
 from di_archiver.process_env import ALLOCATOR_ENV
 
 ORG = "64a0c0ffee0000000000a001"
@@ -128,7 +130,7 @@ def bare_pager(job: Job, deflate: bool, conn: Any) -> None:
     started = time.perf_counter()
     with httpx.Client(timeout=httpx.Timeout(120.0)) as http:
         for start, end in _buckets(job):
-            sink = zlib.compressobj(6, zlib.DEFLATED, 31) if deflate else None
+            sink = zlib.compressobj(FAST_LEVEL, zlib.DEFLATED, 31) if deflate else None
             body: dict[str, Any] = {
                 "service": ["all"],
                 "start_time": format_timestamp_ns(start),
