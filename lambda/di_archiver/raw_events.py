@@ -66,6 +66,7 @@ class _Head(msgspec.Struct):
 
 _PAGE = msgspec.json.Decoder(list[msgspec.Raw] | None)
 _HEAD = msgspec.json.Decoder(_Head)
+_HEADS = msgspec.json.Decoder(list[_Head])
 _new = tuple.__new__  # RawEvent's generated __new__ costs a Python call per event
 
 
@@ -126,20 +127,11 @@ def parse_page(body: bytes) -> list[RawEvent]:
             body.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise PageFormatError(f"not UTF-8 at byte {exc.start}", malformed=True) from None
+    lines, heads = _lines_and_heads(body, elements)
     events: list[RawEvent] = []
     append = events.append
-    decode_head = _HEAD.decode
-    for element in elements:
-        line = bytes(element)
-        if line[:1] != b"{":
-            raise PageFormatError("an element of the array is not a JSON object", malformed=False)
-        if b"\n" in line or b"\r" in line:
-            line = line.replace(b"\r", b" ").replace(b"\n", b" ")
-        try:
-            head = decode_head(line)
-            timestamp, event_id, service = head.timestamp, head.id, head.service
-        except msgspec.DecodeError:
-            timestamp, event_id, service = _head_fields(line)
+    for line, head in zip(lines, heads, strict=True):
+        timestamp, event_id = head.timestamp, head.id
         if type(timestamp) is not str:
             timestamp_ns(timestamp, event_id)  # raises with the event's id
         try:
@@ -148,8 +140,40 @@ def parse_page(body: bytes) -> list[RawEvent]:
             ts = timestamp_ns(timestamp, event_id)
         if type(event_id) is not str:
             event_id = str(event_id)
-        append(_new(RawEvent, (ts, event_id, service, line)))
+        append(_new(RawEvent, (ts, event_id, head.service, line)))
     return events
+
+
+def _lines_and_heads(
+    body: bytes, elements: list[msgspec.Raw] | list[bytes]
+) -> tuple[list[bytes], list[_Head]]:
+    """Each element's line and placement fields; the whole page's heads in one call if it can.
+
+    Decoding every head of the page at once, in msgspec's C loop, costs a third of decoding
+    them element by element. Where it cannot (an element that is not an object, or that only
+    the standard library decodes), the elements are looked at one by one, which also says why.
+    """
+    lines = [bytes(element) for element in elements]
+    if b"\n" in body or b"\r" in body:
+        lines = [_one_line(line) for line in lines]
+    if type(elements[0] if elements else None) is msgspec.Raw:
+        try:
+            heads = _HEADS.decode(body)
+        except msgspec.DecodeError:
+            pass
+        else:
+            if len(heads) == len(lines):
+                return lines, heads
+    for line in lines:
+        if line[:1] != b"{":
+            raise PageFormatError("an element of the array is not a JSON object", malformed=False)
+    return lines, [_Head(*_head_fields(line)) for line in lines]
+
+
+def _one_line(line: bytes) -> bytes:
+    if b"\n" in line or b"\r" in line:
+        return line.replace(b"\r", b" ").replace(b"\n", b" ")
+    return line
 
 
 _WHITESPACE = re.compile(r"[ \t\n\r]*")

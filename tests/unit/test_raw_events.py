@@ -228,3 +228,23 @@ def test_the_standard_library_fallback_keeps_every_element_byte_for_byte() -> No
     assert [e.line for e in parse_page(body)] == elements
     assert parse_page(b" null ") == []
     assert parse_page(b"[" + LONE + b"]")[0].event_id == "\ud800"
+
+
+_ELEMENTS = [
+    *ODD,
+    LONE,
+    b'{"id":1e400,' + HEAD + b"}",
+    b'{"id":"\\ud800x","timestamp":"' + TS.encode() + b'"}',
+    b'{"id":"z","timestamp":"' + TS.encode() + b'","service":{"nested":[1,2]}}',
+]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.sampled_from(_ELEMENTS), min_size=1, max_size=12))
+def test_a_page_places_each_event_as_its_line_alone_does(elements: list[bytes]) -> None:
+    # Given a page mixing plain events with ones only the standard library decodes
+    body = b"[" + b",".join(elements) + b"]"
+    # When parsed (whole-page head decoding, or element by element when msgspec refuses)
+    events = parse_page(body)
+    # Then each event is exactly what its line alone gives
+    assert events == [event_head(line) for line in elements]
