@@ -1040,7 +1040,11 @@ def _refuse_ambiguous_placement(body: bytes, events: int, request_id: str | None
     A byte count rules out nearly every page cheaply; only a page that mentions a placement
     key more often than it has events (or escapes a key's letters) is parsed again to look.
     """
-    suspicious = b"\\u" in body or any(
+    # A key escaped into "timestamp" holds no backslash, so its "\u" follows a non-backslash;
+    # a "\\u" (an escaped backslash then "u", as in a Windows path) is text, not worth a second
+    # parse of the page. The one-byte search first: a memchr, most pages have no backslash.
+    escaped = b"\\" in body and body.count(b"\\u") > body.count(b"\\\\u")
+    suspicious = escaped or any(
         body.count(b'"' + key.encode() + b'"') > events for key in _PLACEMENT_KEYS
     )
     if not suspicious:
