@@ -226,6 +226,11 @@ class StreamEncoder:
         self.count += 1
         self._hold(line + b"\n")
 
+    @property
+    def last_key(self) -> SortKey | None:
+        """The key of the last line taken: a later line must not sort before it."""
+        return self._previous
+
     def extend(self, pairs: Iterable[tuple[SortKey, bytes]]) -> None:
         """:meth:`add` each pair, hashing and compressing them as one chunk (fewer calls)."""
         previous = self._previous
@@ -236,7 +241,8 @@ class StreamEncoder:
                     raise ArchiverError(
                         "lines reached the stream encoder out of (timestamp, id) order"
                     )
-                if key[:2] == previous[:2]:
+                # Field by field: slicing both keys would build two tuples per line.
+                if key[0] == previous[0] and key[1] == previous[1]:
                     if key[2] == previous[2]:
                         continue
                     self.collisions += 1

@@ -76,40 +76,43 @@ SPOOL_MEMORY_BYTES = 512 * 1024
 class ServiceStream:
     """One service's object of one bucket, encoded as its events arrive."""
 
-    __slots__ = ("_encoder", "_spool", "_tie_ms", "_ties", "_unsorted", "result")
+    __slots__ = ("_encoder", "_spool", "_ties", "_unsorted", "result")
 
     def __init__(self) -> None:
         self._spool: IO[bytes] | None = tempfile.SpooledTemporaryFile(  # noqa: SIM115
             max_size=SPOOL_MEMORY_BYTES
         )
         self._encoder: StreamEncoder | None = StreamEncoder(self._spool)
-        self._tie_ms = -1
+        # The newest millisecond's lines: the next page may hold more of that millisecond.
         self._ties: list[KeyedLine] = []
         self._unsorted: list[KeyedLine] | None = None
         self.result: StreamedObject | None = None
 
-    def add(self, ts_ns: int, event_id: str, line: bytes) -> None:
-        pair = ((ts_ns, event_id, line), line)
-        ms = ts_ns // NS_PER_MS
-        if ms == self._tie_ms or self._unsorted is not None:
-            (self._unsorted if self._unsorted is not None else self._ties).append(pair)
-        elif ms > self._tie_ms:
-            self._flush_ties()
-            self._tie_ms = ms
-            self._ties.append(pair)
-        else:
-            self._read_back()
-            assert self._unsorted is not None
-            self._unsorted.append(pair)
+    def extend(self, pairs: list[KeyedLine]) -> None:
+        """Add one page's lines of this service, in the order DI sent them.
 
-    def _flush_ties(self) -> None:
-        ties = self._ties
-        if ties:
-            assert self._encoder is not None
-            if len(ties) > 1:
-                ties.sort(key=_first)
-            self._encoder.extend(ties)
-            ties.clear()
+        A page's lines are sorted together (DI orders by millisecond only, and timsort is
+        linear on sorted input), then encoded except the last millisecond's. Only a line that
+        sorts before what is already encoded makes the service sort in memory to the end.
+        """
+        if self._unsorted is not None:
+            self._unsorted.extend(pairs)
+            return
+        held = self._ties
+        held.extend(pairs)
+        held.sort(key=_first)
+        encoder = self._encoder
+        assert encoder is not None
+        if encoder.last_key is not None and held[0][0] < encoder.last_key:
+            self._read_back()
+            return
+        last_ms = held[-1][0][0] // NS_PER_MS
+        cut = len(held) - 1
+        while cut and held[cut - 1][0][0] // NS_PER_MS == last_ms:
+            cut -= 1
+        if cut:
+            encoder.extend(held[:cut])
+            del held[:cut]
 
     def _read_back(self) -> None:
         """DI broke its own order: hold this service's lines in memory and sort them at the end."""
@@ -133,8 +136,10 @@ class ServiceStream:
             self._encoder = StreamEncoder(self._spool)
             self._encoder.extend(self._unsorted)
             self._unsorted = None
-        else:
-            self._flush_ties()
+        elif self._ties:
+            assert self._encoder is not None
+            self._encoder.extend(self._ties)
+            self._ties = []
         assert self._encoder is not None
         self.result = self._encoder.finish()
         self._encoder = None
@@ -262,6 +267,7 @@ def add_page(collected: CollectedBucket, page: Sequence[RawEvent], *, max_events
     # This loop runs once per archived event: service names repeat, so their partition (a
     # regex check) is worked out once per name.
     partitions: dict[object, str] = {}
+    batches: dict[str, list[KeyedLine]] = {}
     for ts, event_id, service, line in page:
         if not start_ns <= ts < fetch_end_ns:
             if edge_lo <= ts < edge_hi:
@@ -278,12 +284,17 @@ def add_page(collected: CollectedBucket, page: Sequence[RawEvent], *, max_events
         partition = partitions.get(hashable)
         if partition is None:
             partition = partitions[hashable] = service_partition(service)
+        batch = batches.get(partition)
+        if batch is None:
+            batch = batches[partition] = []
+        batch.append(((ts, event_id, line), line))
+    for partition, batch in batches.items():
         stream = by_service.get(partition)
         if stream is None:
             stream = by_service[partition] = ServiceStream()
             counts[partition] = 0
-        stream.add(ts, event_id, line)
-        counts[partition] += 1
+        stream.extend(batch)
+        counts[partition] += len(batch)
     collected.events = count
     collected.bytes = size
 

@@ -67,6 +67,21 @@ def test_same_millisecond_events_in_any_order_are_written_sorted() -> None:
     assert [json.loads(x)["id"] for x in lines] == ["a", "a", "z", "b", "c"]
 
 
+def test_a_millisecond_split_across_pages_is_sorted_without_the_in_memory_fallback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given one millisecond's events split over two pages, the later page sorting first
+    events = [_event(5 * NS_PER_MS, "m"), _event(5 * NS_PER_MS, "z"), _event(5 * NS_PER_MS, "a")]
+    events += [_event(6 * NS_PER_MS, "b")]
+
+    def refuse(_stream: object) -> None:
+        raise AssertionError("the service fell back to sorting in memory")
+
+    monkeypatch.setattr(snapshot.ServiceStream, "_read_back", refuse)
+    # When archived / Then the millisecond waited for the next page: sorted, no fallback
+    assert _bodies(_archive([events[:2], events[2:]])) == _reference(events)
+
+
 def test_a_source_out_of_millisecond_order_still_gives_the_sorted_object() -> None:
     # Given a source whose order goes back in time (DI broke its own order)
     events = [_event(i * 7919 % 3600 * 10**9, f"e{i}") for i in range(200)]
