@@ -112,6 +112,7 @@ def test_ids_msgspec_cannot_decode_fall_back_to_the_standard_library(
         (b'[{"id":"a","timestamp":"' + TS.encode() + b'"}', True),  # cut short
         (b'[{"a": NaN}]', True),
         (b'[{"a": "\xff"}]', True),  # not UTF-8
+        (b'[{"a": "\xc3\xa9"}, {"b": "\xc3"}, {"c": 1}]', True),  # a later element not UTF-8
         (b'{"not": "an array"}', False),
         (b'[{"id":"a","timestamp":"' + TS.encode() + b'"}, 7]', False),
         (b'["text"]', False),
