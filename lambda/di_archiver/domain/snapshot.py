@@ -264,30 +264,27 @@ def add_page(collected: CollectedBucket, page: Sequence[RawEvent], *, max_events
     counts = collected.counts
     count = collected.events
     size = collected.bytes
-    # This loop runs once per archived event: service names repeat, so their partition (a
-    # regex check) is worked out once per name.
-    partitions: dict[object, str] = {}
+    # This loop runs once per archived event: service names repeat, so the batch of their
+    # partition (a regex check) is found once per name.
     batches: dict[str, list[KeyedLine]] = {}
+    batch_of: dict[object, list[KeyedLine]] = {}
     for ts, event_id, service, line in page:
         if not start_ns <= ts < fetch_end_ns:
             if edge_lo <= ts < edge_hi:
                 continue
             raise _outside_window(collected, event_id, ts)
         count += 1
-        if count > limit:
-            raise BucketTooLargeError(
-                f"bucket {_range_text(collected.start_ns, end_ns)} of org {org_id} holds "
-                f"more than {max_events} events; set DI_ARCHIVER_BUCKET_MINUTES lower"
-            )
         size += len(line)
         hashable = service if isinstance(service, str) else None
-        partition = partitions.get(hashable)
-        if partition is None:
-            partition = partitions[hashable] = service_partition(service)
-        batch = batches.get(partition)
+        batch = batch_of.get(hashable)
         if batch is None:
-            batch = batches[partition] = []
+            batch = batch_of[hashable] = batches.setdefault(service_partition(service), [])
         batch.append(((ts, event_id, line), line))
+    if count > limit:
+        raise BucketTooLargeError(
+            f"bucket {_range_text(collected.start_ns, end_ns)} of org {org_id} holds "
+            f"more than {max_events} events; set DI_ARCHIVER_BUCKET_MINUTES lower"
+        )
     for partition, batch in batches.items():
         stream = by_service.get(partition)
         if stream is None:
