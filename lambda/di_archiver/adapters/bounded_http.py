@@ -32,7 +32,6 @@ import httpx
 # How much decompressed output one zlib call may produce: small steps keep the overshoot past
 # the cap (and the memory of one step) bounded whatever the compression ratio.
 _INFLATE_STEP = 256 * 1024
-_RAW_CHUNK = 64 * 1024
 
 _local = threading.local()
 
@@ -239,7 +238,9 @@ def _raw_chunks(response: httpx.Response) -> Iterator[bytes]:
         # stream still holds the bytes as sent.
         yield from response.stream
         return
-    yield from response.iter_raw(_RAW_CHUNK)
+    # As the socket gives them (httpcore reads at most 64 KB at a time): asking for a chunk
+    # size makes httpx copy every byte once more through a re-chunking buffer.
+    yield from response.iter_raw()
 
 
 def _content_length(headers: httpx.Headers) -> int | None:
