@@ -32,8 +32,10 @@ schema 1 and replaced by every save of a run.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
 from typing import Any
+
+from msgspec import Struct
+from msgspec.structs import replace
 
 from di_archiver.domain.planning import NS_PER_MINUTE
 from di_archiver.domain.ports import CheckpointStore
@@ -61,8 +63,7 @@ def _fix_hint(org_id: str) -> str:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class OpenBucket:
+class OpenBucket(Struct, frozen=True):
     """DI returned ``events`` events in ``[start, through)`` of an open bucket, all archived."""
 
     start_ns: int
@@ -77,8 +78,7 @@ class OpenBucket:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class Checkpoint:
+class Checkpoint(Struct, frozen=True):
     """A validated checkpoint document."""
 
     closed_through_ns: int

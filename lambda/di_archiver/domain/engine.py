@@ -35,15 +35,18 @@ checkpoint) is recorded in the report and the others still run; the run then rai
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+
+import msgspec
+from msgspec import Struct
+from msgspec.structs import replace
 
 from di_archiver.domain.checkpoint import (
     MAX_OPEN_BUCKETS,
@@ -165,8 +168,7 @@ def archive_id_of(settings: ArchiverSettings) -> str:
     return Path(os.path.abspath(settings.archive_dir)).joinpath(prefix).as_uri()
 
 
-@dataclass(frozen=True)
-class BucketResult:
+class BucketResult(Struct, frozen=True):
     """What snapshotting one bucket did. ``events`` counts distinct in-range events fetched."""
 
     org_id: str
@@ -183,8 +185,7 @@ class BucketResult:
     revised: int = 0  # archived events DI now returns changed; the new version replaced them
 
 
-@dataclass(frozen=True)
-class OrgRunResult:
+class OrgRunResult(Struct, frozen=True):
     """One organisation's part of a run; ``error`` is set when it failed (others still ran).
 
     ``checkpoint_after_ns`` is ``None`` only when the org has no checkpoint at all (a failure
@@ -206,8 +207,7 @@ class OrgRunResult:
     covered_through_ns: int | None = None
 
 
-@dataclass(frozen=True)
-class RunReport:
+class RunReport(Struct, frozen=True):
     orgs: tuple[OrgRunResult, ...]
 
     @property
@@ -244,8 +244,7 @@ class RunReport:
         return tuple(o for o in self.orgs if o.error is not None)
 
 
-@dataclass(frozen=True)
-class OrgStatus:
+class OrgStatus(Struct, frozen=True):
     org_id: str
     checkpoint_ns: int | None
     lag_s: float | None
@@ -286,8 +285,7 @@ class NullObserver:
         return None
 
 
-@dataclass
-class _Progress:
+class _Progress(Struct):
     org_id: str
     now_ns: int = 0
     before_ns: int | None = None
@@ -304,7 +302,7 @@ class _Progress:
     error: str | None = None
     # Open buckets' high-water marks, loaded from the checkpoint and updated as buckets are
     # written; saved with the checkpoint.
-    open_buckets: dict[int, OpenBucket] = field(default_factory=dict)
+    open_buckets: dict[int, OpenBucket] = msgspec.field(default_factory=dict)
     open_changed: bool = False
 
     def archived(self, collected: CollectedBucket) -> None:
@@ -353,8 +351,7 @@ class _Progress:
         )
 
 
-@dataclass
-class _Budget:
+class _Budget(Struct):
     remaining_seconds: Callable[[], float] | None
     reserve_s: float
 
@@ -384,12 +381,12 @@ class _Budget:
             set_deadline(None)
 
 
-@dataclass
 class _Writer:
     """Runs bucket writes inline, or on one worker thread so writing overlaps the next fetch."""
 
-    pipeline: bool
-    _executor: ThreadPoolExecutor | None = field(default=None, init=False)
+    def __init__(self, pipeline: bool) -> None:
+        self.pipeline = pipeline
+        self._executor: ThreadPoolExecutor | None = None
 
     def submit(self, fn: Callable[[], WriteOutcome]) -> Future[WriteOutcome]:
         if self.pipeline:
@@ -613,7 +610,7 @@ class ArchiveEngine:
             # Pin the backfill start so a first run that stops early resumes exactly there; it
             # is also where the archive begins (sealing vouches only for days from there on).
             start = align_down(now - config.lookback_ns, config.bucket_ns)
-            pinned = dataclasses.replace(self._checkpoint(start), archived_from_ns=start)
+            pinned = replace(self._checkpoint(start), archived_from_ns=start)
             save_checkpoint(self._checkpoints, org_id, pinned)
         else:
             start = progress.before_ns = checkpoint.closed_through_ns
@@ -655,9 +652,7 @@ class ArchiveEngine:
         if planned.closed or known is None or known.through_ns > planned.fetch_end_ns:
             # Closing, unknown, or archived past what this run may read: read it whole.
             return planned
-        return dataclasses.replace(
-            planned, archived_through_ns=known.through_ns, archived_events=known.events
-        )
+        return replace(planned, archived_through_ns=known.through_ns, archived_events=known.events)
 
     def _read_plan(self, org_id: str, planned: PlannedBucket) -> PlannedBucket:
         """``planned`` if DI still counts the archived part's events (read only what follows
@@ -688,7 +683,7 @@ class ArchiveEngine:
             counted = None
         if counted == expected:
             return planned
-        return dataclasses.replace(planned, archived_through_ns=None, archived_events=0)
+        return replace(planned, archived_through_ns=None, archived_events=0)
 
     def _holds_events(self, org_id: str, start_ns: int, end_ns: int) -> bool:
         """Whether DI still returns events before its retention edge (retention is DI's to
@@ -903,7 +898,7 @@ class ArchiveEngine:
             (b for b in progress.open_buckets.values() if b.start_ns >= target),
             key=lambda b: b.start_ns,
         )[-MAX_OPEN_BUCKETS:]
-        checkpoint = dataclasses.replace(self._checkpoint(target), open_buckets=tuple(open_buckets))
+        checkpoint = replace(self._checkpoint(target), open_buckets=tuple(open_buckets))
         save_checkpoint(self._checkpoints, org_id, checkpoint)
         progress.saved_ns = target
         progress.saved_at_ns = self._clock()
@@ -977,8 +972,7 @@ class _ConcurrentOrg:
         self.engine._observer.on_org(self.progress.result())
 
 
-@dataclass(frozen=True, slots=True)
-class _UnitDone:
+class _UnitDone(Struct, frozen=True):
     """A bucket written on a worker thread; ``collected`` keeps its counts, its lines freed."""
 
     result: BucketResult

@@ -7,7 +7,8 @@ divides a day, so aligning to the epoch is the same as aligning to each day's mi
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+
+from msgspec import Struct
 
 from di_archiver.layout import NS_PER_DAY, LayoutError
 from di_archiver.timestamps import NS_PER_MS, NS_PER_SECOND
@@ -15,8 +16,7 @@ from di_archiver.timestamps import NS_PER_MS, NS_PER_SECOND
 NS_PER_MINUTE = 60 * NS_PER_SECOND
 
 
-@dataclass(frozen=True, slots=True)
-class PlannedBucket:
+class PlannedBucket(Struct, frozen=True):
     """One bucket ``[start, end)``; events are fetched up to ``fetch_end`` (``<= end``).
 
     ``fetch_end < end`` only for the newest bucket, which reaches past ``now - lag``: it is

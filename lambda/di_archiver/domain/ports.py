@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import IO, Any, Protocol, runtime_checkable
+
+import msgspec
+from msgspec import Struct
 
 from di_archiver.raw_events import RawEvent
 
 
-@dataclass(frozen=True, slots=True)
-class StoredObject:
+class StoredObject(Struct, frozen=True):
     """An archive object's key and user metadata (all values strings, as S3 keeps them)."""
 
     key: str
     size: int
-    metadata: Mapping[str, str] = field(default_factory=dict)
+    metadata: Mapping[str, str] = msgspec.field(default_factory=dict)
 
 
 class ArchiveStore(Protocol):

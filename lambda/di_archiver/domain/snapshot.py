@@ -38,8 +38,10 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import IO
+
+import msgspec
+from msgspec import Struct
 
 from di_archiver.archive_format import (
     META_SHA256,
@@ -164,8 +166,7 @@ def _first(pair: KeyedLine) -> SortKey:
     return pair[0]
 
 
-@dataclass(slots=True)
-class CollectedBucket:
+class CollectedBucket(Struct):
     """The in-range events of one bucket, encoded per service partition as they arrive.
 
     Events are read from ``read_from`` (the bucket's start, or where an earlier run's archived
@@ -180,8 +181,8 @@ class CollectedBucket:
     closed: bool
     read_from_ns: int | None = None
     prior_events: int = 0
-    by_service: dict[str, ServiceStream] = field(default_factory=dict)
-    counts: dict[str, int] = field(default_factory=dict)
+    by_service: dict[str, ServiceStream] = msgspec.field(default_factory=dict)
+    counts: dict[str, int] = msgspec.field(default_factory=dict)
     events: int = 0
     bytes: int = 0  # line bytes of the bucket's in-range events, bounded by max_bucket_bytes
 
@@ -217,8 +218,7 @@ class CollectedBucket:
             stream.close()
 
 
-@dataclass(frozen=True, slots=True)
-class WriteOutcome:
+class WriteOutcome(Struct, frozen=True):
     objects_written: int
     objects_unchanged: int
     bytes_written: int
@@ -382,8 +382,7 @@ def _stored_keyed(stream: IO[bytes], start_ns: int, end_ns: int) -> Iterator[Key
             yield key, line
 
 
-@dataclass(slots=True)
-class _Merged:
+class _Merged(Struct):
     already: int = 0  # fetched lines the stored object holds byte for byte
     revised: int = 0  # stored lines replaced by another version of their (timestamp, id)
     kept: int = 0  # stored lines whose (timestamp, id) the fetch lacks
