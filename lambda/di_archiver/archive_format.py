@@ -15,8 +15,9 @@ import io
 import struct
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import IO, Any
+
+from msgspec import Struct
 
 from di_archiver import __version__
 from di_archiver.errors import ArchiverError
@@ -41,8 +42,7 @@ FAST_LEVEL = 3
 ARCHIVAL_LEVEL = 9
 
 
-@dataclass(frozen=True, slots=True)
-class EncodedObject:
+class EncodedObject(Struct, frozen=True):
     body: bytes
     sha256: str
     count: int
@@ -151,8 +151,7 @@ def decode_lines(body: bytes) -> list[bytes]:
 SortKey = tuple[int, str, bytes]
 
 
-@dataclass(frozen=True, slots=True)
-class StreamedObject:
+class StreamedObject(Struct, frozen=True):
     """What :class:`StreamEncoder` wrote: like :class:`EncodedObject` without the body."""
 
     sha256: str

@@ -12,8 +12,9 @@ An SQS event ({"Records": [<one record>]}) carries one such archive message in i
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
+
+from msgspec import Struct
 
 from di_archiver.errors import SettingsError
 from di_archiver.observability import Mode
@@ -23,8 +24,7 @@ from di_archiver.validation import Problem, Refused, bound_problem, to_enum, to_
 _DAYS_LIMITS = {"ge": 1, "le": 36_500}
 
 
-@dataclass(frozen=True, kw_only=True)
-class Invocation:
+class Invocation(Struct, frozen=True, kw_only=True):
     """The invocation event (validated by :func:`parse_invocation`)."""
 
     mode: Mode = Mode.ARCHIVE

@@ -21,8 +21,9 @@ bucket width can be recognised as overlapping.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+
+from msgspec import Struct
 
 from di_archiver.errors import ArchiverError
 from di_archiver.services import SERVICE_NAME_PATTERN, UNRECOGNISED_SERVICE_PARTITION
@@ -57,8 +58,7 @@ class LayoutError(ArchiverError, ValueError):
     """A key, org id, service name or bucket boundary does not fit the archive layout."""
 
 
-@dataclass(frozen=True, slots=True)
-class ObjectKey:
+class ObjectKey(Struct, frozen=True):
     """A parsed archive object key; ``start_ns``/``end_ns`` bound the events it may hold."""
 
     prefix: str

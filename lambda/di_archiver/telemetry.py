@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING, Any, TypeVar
+
+import msgspec
+from msgspec import Struct
 
 from di_archiver.errors import ArchiverError, DIApiError, UnexpectedError
 from di_archiver.observability import METRICS_NAMESPACE, SERVICE_NAME, Metric
@@ -74,8 +76,7 @@ def powertools() -> tuple[Logger, Metrics, Tracer | None]:
     )
 
 
-@dataclass
-class RunTotals:
+class RunTotals(Struct):
     """What one invocation did, summed over every org and bucket."""
 
     events: int = 0
@@ -86,7 +87,7 @@ class RunTotals:
     unknown_service_events: int = 0
     collisions: int = 0
     freshness_lag_s: float | None = None
-    orgs: list[str] = field(default_factory=list)
+    orgs: list[str] = msgspec.field(default_factory=list)
 
 
 class MetricsObserver:

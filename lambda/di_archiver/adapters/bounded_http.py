@@ -23,11 +23,11 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import httpcore
 import httpx
+from msgspec import Struct
 
 # How much decompressed output one zlib call may produce: small steps keep the overshoot past
 # the cap (and the memory of one step) bounded whatever the compression ratio.
@@ -52,8 +52,7 @@ class RequestDeadlineExceeded(Exception):
     """The request (connect, send, headers and body together) outlived its deadline."""
 
 
-@dataclass(frozen=True, slots=True)
-class Answer:
+class Answer(Struct, frozen=True):
     """An HTTP answer read completely and within bounds."""
 
     status: int

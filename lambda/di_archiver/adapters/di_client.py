@@ -33,10 +33,10 @@ import random as _random
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
+from msgspec import Struct
 
 from di_archiver import __version__
 from di_archiver.adapters.bounded_http import (
@@ -122,8 +122,7 @@ def make_base_url(region: Region | str, base_url: str | None = None) -> str:
     return REGION_BASE_URLS[Region(region)]
 
 
-@dataclass(slots=True)
-class ClientStats:
+class ClientStats(Struct):
     """Counters for metrics and tests; one instance per client, cumulative."""
 
     requests: int = 0
@@ -137,8 +136,7 @@ class ClientStats:
     tokens_issued: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class _PageResponse:
+class _PageResponse(Struct, frozen=True):
     events: Page
     result_count: int
     limit: int | None
@@ -146,8 +144,7 @@ class _PageResponse:
     request_id: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class _PageAnswer:
+class _PageAnswer(Struct, frozen=True):
     """A 200 answer to ``/events`` whose body is still on the connection."""
 
     answer: Unread

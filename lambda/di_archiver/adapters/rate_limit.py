@@ -22,7 +22,8 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+
+from msgspec import Struct
 
 from di_archiver.errors import SettingsError
 
@@ -30,8 +31,7 @@ DEFAULT_RATE_PER_SECOND = 10.0
 DEFAULT_MAX_IN_FLIGHT = 16
 
 
-@dataclass(frozen=True, slots=True)
-class LimiterStats:
+class LimiterStats(Struct, frozen=True):
     """What the limiter did, for metrics and the benchmark."""
 
     requests: int

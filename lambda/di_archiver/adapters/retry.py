@@ -6,8 +6,9 @@ import email.utils
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from enum import StrEnum
+
+from msgspec import Struct
 
 # Statuses worth another attempt: throttling and the gateway/server hiccups DI clients retry.
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
@@ -18,8 +19,7 @@ class Jitter(StrEnum):
     NONE = "none"  # deterministic cap; only for tools that want predictable waits
 
 
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
+class RetryPolicy(Struct, frozen=True):
     """How often and how patiently a DI request is retried."""
 
     max_attempts: int = 8

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
+
+from msgspec import Struct
 
 from di_archiver.application.runtime import Runtime
 from di_archiver.domain.engine import EngineRunError, OrgRunResult, RunReport
@@ -14,8 +15,7 @@ from di_archiver.settings import ArchiverSettings
 from di_archiver.timestamps import NS_PER_SECOND, format_timestamp_ns
 
 
-@dataclass(frozen=True)
-class ArchiveReport:
+class ArchiveReport(Struct, frozen=True):
     """One archive or resnapshot pass: the engine's reports and the DI retries it absorbed."""
 
     mode: Mode

@@ -10,8 +10,9 @@ the org holds that message until the current one is finished and deleted.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
+
+from msgspec import Struct
 
 from di_archiver.application.archive import ArchiveReport
 from di_archiver.application.runtime import Runtime
@@ -25,8 +26,7 @@ from di_archiver.timestamps import NS_PER_SECOND
 DISPATCH_SLOT_NS = 60 * NS_PER_SECOND
 
 
-@dataclass(frozen=True, slots=True)
-class OrgMessage:
+class OrgMessage(Struct, frozen=True):
     """One unit of queued work: archive ``org_id``."""
 
     org_id: str
@@ -41,8 +41,7 @@ class OrgQueue(Protocol):
         """Enqueue every message (one group per org) or raise QueueError."""
 
 
-@dataclass(frozen=True)
-class DispatchReport:
+class DispatchReport(Struct, frozen=True):
     orgs: tuple[str, ...]
 
     def summary(self) -> dict[str, Any]:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
+
+import msgspec
+from msgspec import Struct
 
 if TYPE_CHECKING:
     from di_archiver.domain.engine import ArchiveEngine
@@ -22,8 +24,7 @@ class Closeable(Protocol):
     def close(self) -> None: ...
 
 
-@dataclass(frozen=True)
-class MaintenancePorts:
+class MaintenancePorts(Struct, frozen=True):
     """What sealing and reconcile need; without a source and snapshotter nothing asks DI."""
 
     store: ArchiveStore
@@ -34,17 +35,16 @@ class MaintenancePorts:
     publishers: Sequence[HeadPublisher] = ()
 
 
-@dataclass
-class Runtime:
+class Runtime(Struct):
     """An engine, the stores and source it was built on, and what must be closed after the run."""
 
     engine: ArchiveEngine
     source: EventSource
     store: ArchiveStore
     checkpoints: CheckpointStore
-    closeables: list[Closeable] = field(default_factory=list)
+    closeables: list[Closeable] = msgspec.field(default_factory=list)
     signer: Signer | None = None
-    publishers: list[HeadPublisher] = field(default_factory=list)
+    publishers: list[HeadPublisher] = msgspec.field(default_factory=list)
     reads_di: bool = True
 
     def close(self) -> None:
