@@ -181,9 +181,12 @@ def deadline_transport() -> httpx.HTTPTransport:
     httpx does not take a network backend, so the connection pool is rebuilt with one; the
     functional tests prove the deadline over a real socket, so a change in httpx fails there.
     """
-    transport = httpx.HTTPTransport()
+    # One context for both pools: loading the CA bundle costs about 30 ms of CPU, and the
+    # transport would otherwise load it for the pool that is replaced as well.
+    ssl_context = httpx.create_ssl_context()
+    transport = httpx.HTTPTransport(verify=ssl_context)
     transport._pool = httpcore.ConnectionPool(
-        ssl_context=httpx.create_ssl_context(),
+        ssl_context=ssl_context,
         network_backend=_DeadlineBackend(),
     )
     return transport
