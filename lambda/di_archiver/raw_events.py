@@ -181,10 +181,15 @@ def _heads(
         else:
             if len(heads) == len(lines):
                 return heads
+    heads = []
     for line in lines:
         if line[:1] != b"{":
             raise PageFormatError("an element of the array is not a JSON object", malformed=False)
-    return [_Head(*_head_fields(line)) for line in lines]
+        head = _Head(*_head_fields(line))
+        # In element order, as the whole-page path would fail: the first bad element decides.
+        timestamp_ns(head.timestamp, head.id)
+        heads.append(head)
+    return heads
 
 
 def _one_line(line: bytes) -> bytes:

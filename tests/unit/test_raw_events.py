@@ -249,3 +249,18 @@ def test_a_page_places_each_event_as_its_line_alone_does(elements: list[bytes]) 
     events = parse_page(body)
     # Then each event is exactly what its line alone gives
     assert events == [event_head(line) for line in elements]
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        (b'[{"id":"b"}, 7]', MalformedEventError),
+        (b'[{"id":"x","timestamp":"yesterday"}, "\\ud800"]', MalformedEventError),
+        (b'[7, {"id":"b"}]', PageFormatError),
+        (b'[{"id":"\\ud800","timestamp":"' + TS.encode() + b'"}, 7, {"id":"b"}]', PageFormatError),
+    ],
+)
+def test_the_first_bad_element_decides_the_error(body: bytes, error: type[Exception]) -> None:
+    # Given a page with two broken elements / When parsed / Then the first one's error is raised
+    with pytest.raises(error):
+        parse_page(body)
