@@ -97,6 +97,8 @@ class ServiceStream:
         linear on sorted input), then encoded except the last millisecond's. Only a line that
         sorts before what is already encoded makes the service sort in memory to the end.
         """
+        if not pairs:
+            return
         if self._unsorted is not None:
             self._unsorted.extend(pairs)
             return

@@ -55,27 +55,38 @@ def _line(index: int, ts_ns: int, payload: int = 40) -> bytes:
     ).encode()
 
 
-def _stream_encode(lines: list[bytes], level: int) -> tuple[bytes, archive_format.StreamedObject]:
+def _stream_encode(
+    lines: list[bytes], level: int, batch: int = 0
+) -> tuple[bytes, archive_format.StreamedObject]:
     sink = io.BytesIO()
     encoder = StreamEncoder(sink, level=level)
-    for key, line in sorted(keyed_line(line) for line in lines):
-        encoder.add(key, line)
+    pairs = sorted(keyed_line(line) for line in lines)
+    if batch:
+        for start in range(0, len(pairs), batch):
+            encoder.extend(pairs[start : start + batch])
+    else:
+        for key, line in pairs:
+            encoder.add(key, line)
     streamed = encoder.finish()
     return sink.getvalue(), streamed
 
 
+@pytest.mark.parametrize("batch", [0, 97])
 @pytest.mark.parametrize("level", [FAST_LEVEL, ARCHIVAL_LEVEL])
-def test_stream_encoder_writes_exactly_the_bytes_of_encode_lines(level: int) -> None:
-    # Given ~3 MB of lines with exact duplicates and same-(ts, id) collisions, shuffled
+def test_stream_encoder_writes_exactly_the_bytes_of_encode_lines(level: int, batch: int) -> None:
+    # Given ~3 MB of lines with exact duplicates, same-(ts, id) collisions and same-timestamp
+    # lines of other ids (not collisions), shuffled
     rng = random.Random(7)
     base = day_ns(DAY0)
     lines = [_line(i, base + rng.randrange(DAY), payload=300) for i in range(8000)]
     lines += lines[:50]  # exact duplicates
     lines += [line.replace(b'"n":', b'"n":-') for line in lines[50:60]]  # collisions
+    lines += [_line(9000 + i, base + 5, payload=40) for i in range(20)]  # one timestamp, 20 ids
     rng.shuffle(lines)
 
-    # When encoded by the streaming encoder and by the whole-object encoder
-    body, streamed = _stream_encode(lines, level)
+    # When encoded by the streaming encoder (line by line, or in batches) and by the
+    # whole-object encoder
+    body, streamed = _stream_encode(lines, level, batch)
     reference = encode_lines([keyed_line(line) for line in lines], level=level)
 
     # Then bytes, hash, count, collisions and time range are identical
