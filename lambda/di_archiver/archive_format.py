@@ -211,19 +211,7 @@ class StreamEncoder:
 
     def add(self, key: SortKey, line: bytes) -> None:
         """Append one line; ``key`` must not sort before the previous key."""
-        previous = self._previous
-        if previous is not None:
-            if key < previous:
-                raise ArchiverError("lines reached the stream encoder out of (timestamp, id) order")
-            if key[:2] == previous[:2]:
-                if key[2] == previous[2]:
-                    return
-                self.collisions += 1
-        if self._first is None:
-            self._first = key[0]
-        self._previous = key
-        self.count += 1
-        self._hold(line + b"\n")
+        self.extend(((key, line),))
 
     @property
     def last_key(self) -> SortKey | None:
