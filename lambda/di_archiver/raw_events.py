@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import msgspec
 
@@ -44,6 +44,21 @@ class PageFormatError(ValueError):
         self.malformed = malformed
 
 
+class RepeatedKeyError(ArchiverError):
+    """An event sends ``timestamp`` or ``service`` more than once.
+
+    JSON readers disagree on which value counts (Python and Athena take the last, others the
+    first), so the event's place in the archive would be a guess.
+    """
+
+    def __init__(self, event_id: object, keys: tuple[str, ...]) -> None:
+        super().__init__(
+            f"event id={str(event_id)[:64]!r} sends the key(s) {', '.join(keys)} more than once"
+        )
+        self.event_id = event_id
+        self.keys = keys
+
+
 class RawEvent(NamedTuple):
     """One event: what placement needs, and the exact bytes to archive."""
 
@@ -64,9 +79,69 @@ class _Head(msgspec.Struct, gc=False):  # decoded JSON values hold no reference 
     service: Any = None
 
 
+class _EveryValue(type):
+    """A field type every decoded value is an instance of.
+
+    msgspec hands each occurrence of a key of such a type to the decoder's ``dec_hook`` and
+    then checks that what the hook returned is an instance of the type. Letting everything pass
+    is what makes the hook see every occurrence, in C's loop, of a key sent twice.
+    """
+
+    def __instancecheck__(cls, instance: object) -> bool:
+        return True
+
+
+class _Unusable(NamedTuple):
+    value: Any
+
+
+if TYPE_CHECKING:  # what the hook makes of them
+    _Timestamp = int | _Unusable
+    _Service = Any
+else:
+
+    class _Timestamp(metaclass=_EveryValue):
+        """The placement timestamp: as integer ns, or :class:`_Unusable`."""
+
+    class _Service(metaclass=_EveryValue):
+        """The placement service: as sent, or :data:`_ABSENT`."""
+
+
+_ABSENT: Any = object()  # no "service" key, told apart from a "service": null
+
+
+_NO_TIMESTAMP: Any = _Unusable(None)
+
+
+class _PageHead(msgspec.Struct, gc=False):
+    timestamp: _Timestamp = _NO_TIMESTAMP
+    id: Any = ""
+    service: _Service = _ABSENT
+
+
+class _KeyCounter:
+    """Counts each page's placement keys while msgspec decodes them (one per page: threads)."""
+
+    __slots__ = ("services", "timestamps")
+
+    def __init__(self) -> None:
+        self.timestamps = self.services = 0
+
+    def __call__(self, kind: type, value: Any) -> Any:
+        if kind is _Service:
+            self.services += 1
+            return value
+        self.timestamps += 1
+        if type(value) is str:
+            try:
+                return parse_timestamp_ns(value)
+            except ValueError:
+                pass
+        return _Unusable(value)
+
+
 _PAGE = msgspec.json.Decoder(list[msgspec.Raw] | None)
 _HEAD = msgspec.json.Decoder(_Head)
-_HEADS = msgspec.json.Decoder(list[_Head])
 _new = tuple.__new__  # RawEvent's generated __new__ costs a Python call per event
 
 
@@ -107,8 +182,9 @@ def parse_page(body: bytes) -> list[RawEvent]:
     """The events of one ``/events`` answer, each with its exact bytes.
 
     ``null`` is an empty page. Raises :class:`PageFormatError` for a body that is not a UTF-8
-    JSON array of objects, and :class:`MalformedEventError` for an event without a usable
-    timestamp (it cannot be placed, and must not vanish).
+    JSON array of objects, :class:`MalformedEventError` for an event without a usable
+    timestamp (it cannot be placed, and must not vanish), and :class:`RepeatedKeyError` for an
+    event that sends ``timestamp`` or ``service`` twice (readers disagree on which counts).
     """
     elements: list[msgspec.Raw] | list[bytes] | None
     try:
@@ -126,20 +202,26 @@ def parse_page(body: bytes) -> list[RawEvent]:
         _refuse_invalid_utf8(body, lines)
     if b"\n" in body or b"\r" in body:
         lines = [_one_line(line) for line in lines]
-    heads = _heads(body, elements, lines)
+    counter = _KeyCounter()
+    heads = _heads(body, elements, lines, counter)
     events: list[RawEvent] = []
     append = events.append
+    absent = 0
     for line, head in zip(lines, heads, strict=True):
-        timestamp, event_id = head.timestamp, head.id
-        if type(timestamp) is not str:
-            timestamp_ns(timestamp, event_id)  # raises with the event's id
-        try:
-            ts = parse_timestamp_ns(timestamp)
-        except ValueError:
-            ts = timestamp_ns(timestamp, event_id)
+        ts, event_id, service = head.timestamp, head.id, head.service
+        if type(ts) is not int:
+            assert isinstance(ts, _Unusable)
+            timestamp_ns(ts.value, event_id)  # raises, naming the event
         if type(event_id) is not str:
             event_id = str(event_id)
-        append(_new(RawEvent, (ts, event_id, head.service, line)))
+        if service is _ABSENT:
+            absent += 1
+            service = None
+        append(_new(RawEvent, (ts, event_id, service, line)))
+    # Every event has one timestamp by now, so a surplus is an event that sent it twice;
+    # a service sent twice shows as more services than events that send one.
+    if counter.timestamps > len(events) or counter.services > len(events) - absent:
+        _refuse_repeated_keys(body)
     return events
 
 
@@ -165,31 +247,68 @@ def _refuse_invalid_utf8(body: bytes, lines: list[bytes]) -> None:
 
 
 def _heads(
-    body: bytes, elements: list[msgspec.Raw] | list[bytes], lines: list[bytes]
-) -> list[_Head]:
-    """Each element's placement fields; the whole page's in one call if it can.
+    body: bytes,
+    elements: list[msgspec.Raw] | list[bytes],
+    lines: list[bytes],
+    counter: _KeyCounter,
+) -> list[_PageHead]:
+    """Each element's placement fields, timestamps in ns; the whole page's in one call if it can.
 
     Decoding every head of the page at once, in msgspec's C loop, costs a third of decoding
-    them element by element. Where it cannot (an element that is not an object, or that only
-    the standard library decodes), the elements are looked at one by one, which also says why.
+    them element by element, and ``counter`` sees every placement key it decodes. Where it
+    cannot (an element that is not an object, or that only the standard library decodes), the
+    elements are looked at one by one, which also says why, and the page is searched for a
+    repeated key the slow way.
     """
     if type(elements[0] if elements else None) is msgspec.Raw:
         try:
-            heads = _HEADS.decode(body)
+            heads = msgspec.json.Decoder(list[_PageHead], dec_hook=counter).decode(body)
         except msgspec.DecodeError:
             pass
         else:
             if len(heads) == len(lines):
                 return heads
+    counter.timestamps = counter.services = 0  # what the failed attempt counted
     heads = []
     for line in lines:
         if line[:1] != b"{":
             raise PageFormatError("an element of the array is not a JSON object", malformed=False)
-        head = _Head(*_head_fields(line))
+        timestamp, event_id, service = _head_fields(line)
         # In element order, as the whole-page path would fail: the first bad element decides.
-        timestamp_ns(head.timestamp, head.id)
-        heads.append(head)
+        heads.append(_PageHead(timestamp_ns(timestamp, event_id), event_id, service))
+    _refuse_repeated_keys(body)
     return heads
+
+
+_PLACEMENT_KEYS = ("timestamp", "service")
+
+
+class _DuplicatedKeys(dict[str, Any]):
+    duplicated: tuple[str, ...] = ()
+
+
+def _flag_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) == len(pairs):
+        return obj
+    names = [name for name, _ in pairs]
+    twice = tuple(k for k in _PLACEMENT_KEYS if names.count(k) > 1)
+    if not twice:
+        return obj
+    flagged = _DuplicatedKeys(obj)
+    flagged.duplicated = twice
+    return flagged
+
+
+def _refuse_repeated_keys(body: bytes) -> None:
+    """RepeatedKeyError naming the first event of the page that repeats a placement key.
+
+    The standard library parses the whole page again: this runs only when msgspec's count says
+    a key came twice, or when msgspec could not count (a page it cannot decode whole).
+    """
+    for event in json.loads(body, object_pairs_hook=_flag_duplicates) or ():
+        if isinstance(event, _DuplicatedKeys):
+            raise RepeatedKeyError(event.get("id"), event.duplicated)
 
 
 def _one_line(line: bytes) -> bytes:

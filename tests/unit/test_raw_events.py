@@ -9,9 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from di_archiver import raw_events
 from di_archiver.raw_events import (
     MalformedEventError,
     PageFormatError,
+    RepeatedKeyError,
     event_head,
     parse_page,
 )
@@ -72,18 +74,113 @@ def test_a_pretty_printed_page_gives_one_valid_json_line_per_event() -> None:
     assert events[1].line == b'{"id":"b","timestamp":"' + TS.encode() + b'"}'
 
 
-def test_duplicate_placement_keys_resolve_like_json_loads() -> None:
-    # Given an event whose timestamp and id appear twice
-    line = (
-        b'{"id":"first","timestamp":"2020-01-01T00:00:00Z","id":"last",'
-        b'"timestamp":"' + TS.encode() + b'"}'
-    )
+def test_a_repeated_id_resolves_like_json_loads() -> None:
+    # Given an event whose id appears twice (not a placement key)
+    line = b'{"id":"first","timestamp":"' + TS.encode() + b'","id":"last"}'
     # When parsed as a page and as a stored line
     (fetched,) = parse_page(b"[" + line + b"]")
     stored = event_head(line)
     # Then both read the last value (the standard library's rule), and keep the bytes
     assert (fetched.ts_ns, fetched.event_id) == (TS_NS, "last") == (stored.ts_ns, stored.event_id)
     assert fetched.line == line == stored.line
+
+
+def test_a_repeated_timestamp_is_refused_in_a_page_and_read_as_json_loads_when_stored() -> None:
+    # Given an event whose timestamp appears twice
+    line = b'{"id":"a","timestamp":"2020-01-01T00:00:00Z","timestamp":"' + TS.encode() + b'"}'
+    # When parsed as a page / Then it is refused, naming the event and the key
+    with pytest.raises(RepeatedKeyError, match=r"id='a'.*timestamp"):
+        parse_page(b"[" + line + b"]")
+    # And a stored line (checked when it was fetched) still reads the last value
+    assert event_head(line).ts_ns == TS_NS
+
+
+def _event(pairs: list[tuple[str, Any]]) -> bytes:
+    return (
+        b"{"
+        + b",".join(json.dumps(k).encode() + b":" + json.dumps(v).encode() for k, v in pairs)
+        + b"}"
+    )
+
+
+def _repeats_a_placement_key(pairs: list[tuple[str, Any]]) -> bool:
+    names = [name for name, _ in pairs]
+    return names.count("timestamp") > 1 or names.count("service") > 1
+
+
+_EXTRA_KEYS = st.sampled_from(["id", "service", "timestamp", "other", "nested", "x"])
+_EXTRA_VALUES = st.one_of(
+    st.none(),
+    st.sampled_from(["sso", "timestamp", "service", TS, "C:\\unins000.exe"]),
+    st.just({"timestamp": TS, "service": "x"}),
+)
+
+
+@given(
+    st.lists(
+        st.lists(st.tuples(_EXTRA_KEYS, _EXTRA_VALUES), max_size=4).map(
+            lambda extra: [("timestamp", TS), *extra]
+        ),
+        min_size=1,
+        max_size=8,
+    )
+)
+@settings(max_examples=300, deadline=None)
+def test_a_page_is_refused_exactly_when_an_event_repeats_a_placement_key(
+    events: list[list[tuple[str, Any]]],
+) -> None:
+    # Given events with one good timestamp first, then any keys: some absent, null, nested or
+    # repeated services, repeated timestamps, placement names as values
+    events = [[(k, TS if k == "timestamp" else v) for k, v in pairs] for pairs in events]
+    body = b"[" + b",".join(_event(pairs) for pairs in events) + b"]"
+    repeated = [pairs for pairs in events if _repeats_a_placement_key(pairs)]
+    # When parsed
+    if repeated:
+        # Then a page holding such an event is refused, naming the first one
+        with pytest.raises(RepeatedKeyError) as caught:
+            parse_page(body)
+        first_id = dict(repeated[0]).get("id")
+        assert caught.value.event_id == first_id
+    else:
+        # Then every other page is archived whole
+        assert len(parse_page(body)) == len(events)
+
+
+def test_a_service_repeated_on_a_page_where_another_event_sends_none_is_refused() -> None:
+    # Given one event without a service and one with two: as many services as events
+    body = (
+        b'[{"id":"a","timestamp":"' + TS.encode() + b'"},'
+        b'{"id":"b","timestamp":"' + TS.encode() + b'","service":"sso","service":"x"}]'
+    )
+    # When parsed / Then the second event is refused
+    with pytest.raises(RepeatedKeyError, match=r"id='b'.*service"):
+        parse_page(body)
+
+
+def test_escaped_keys_are_counted_as_the_keys_they_spell() -> None:
+    # Given a timestamp and a service each sent a second time with an escaped letter
+    for second in (b'"\\u0074imestamp":"' + TS.encode() + b'"', b'"\\u0073ervice":"x"'):
+        body = b'[{"id":"a","timestamp":"' + TS.encode() + b'","service":"sso",' + second + b"}]"
+        # When parsed / Then refused
+        with pytest.raises(RepeatedKeyError):
+            parse_page(body)
+
+
+def test_a_page_without_repeated_keys_is_parsed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a page naming the placement keys in values, nested objects and escaped backslashes
+    body = (
+        b'[{"id":"a","timestamp":"' + TS.encode() + b'","service":"systems",'
+        b'"path":"C:\\\\unins000.exe","kind":"timestamp","sub":{"timestamp":"x","service":1}},'
+        b'{"id":"b","timestamp":"' + TS.encode() + b'","service":null,"note":"\\u0074"}]'
+    )
+    monkeypatch.setattr(raw_events.json, "loads", _no_second_parse)
+    # When parsed / Then no second parse, and both events are there
+    events = parse_page(body)
+    assert [(e.event_id, e.service) for e in events] == [("a", "systems"), ("b", None)]
+
+
+def _no_second_parse(*_args: object, **_kwargs: object) -> object:
+    raise AssertionError("the page was parsed a second time")
 
 
 @pytest.mark.parametrize(

@@ -71,7 +71,7 @@ from di_archiver.errors import (
     DITransientError,
     SettingsError,
 )
-from di_archiver.raw_events import PageFormatError, RawEvent, parse_page
+from di_archiver.raw_events import PageFormatError, RawEvent, RepeatedKeyError, parse_page
 from di_archiver.redaction import server_text
 from di_archiver.settings import DEFAULT_TOKEN_URL, REGION_BASE_URLS, Region
 from di_archiver.timestamps import format_timestamp_ns
@@ -513,7 +513,14 @@ class DIClient:
                 status=200,
                 request_id=request_id,
             ) from None
-        _refuse_ambiguous_placement(body, len(events), request_id)
+        except RepeatedKeyError as exc:
+            raise DIResponseError(
+                f"DI returned {exc}: readers disagree on which value counts, so its place in "
+                "the archive would be a guess; the run stops rather than archive it "
+                f"ambiguously{_rid(request_id)}",
+                status=200,
+                request_id=request_id,
+            ) from None
         if result_count is not None and result_count != len(events):
             # Headers arrive before the body: a mismatch means the body was cut or mangled.
             self.stats.truncated += 1
@@ -1007,55 +1014,6 @@ def _flatten(pages: Iterator[Page]) -> Iterator[RawEvent]:
         close = getattr(pages, "close", None)
         if close is not None:
             close()
-
-
-# Keys that decide where an event is archived. Sent twice, a JSON reader may take either value
-# (Python and Athena take the last), so the event's place in the archive would be a guess.
-_PLACEMENT_KEYS = ("timestamp", "service")
-
-
-class _DuplicatedKeys(dict[str, Any]):
-    duplicated: tuple[str, ...] = ()
-
-
-def _flag_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj = dict(pairs)
-    if len(obj) == len(pairs):
-        return obj
-    names = [name for name, _ in pairs]
-    twice = tuple(k for k in _PLACEMENT_KEYS if names.count(k) > 1)
-    if not twice:
-        return obj
-    flagged = _DuplicatedKeys(obj)
-    flagged.duplicated = twice
-    return flagged
-
-
-def _refuse_ambiguous_placement(body: bytes, events: int, request_id: str | None) -> None:
-    """DIResponseError if an event of the page repeats a placement key.
-
-    A byte count rules out nearly every page cheaply; only a page that mentions a placement
-    key more often than it has events (or escapes a key's letters) is parsed again to look.
-    """
-    # A key escaped into "timestamp" holds no backslash, so its "\u" follows a non-backslash;
-    # a "\\u" (an escaped backslash then "u", as in a Windows path) is text, not worth a second
-    # parse of the page. The one-byte search first: a memchr, most pages have no backslash.
-    escaped = b"\\" in body and body.count(b"\\u") > body.count(b"\\\\u")
-    suspicious = escaped or any(
-        body.count(b'"' + key.encode() + b'"') > events for key in _PLACEMENT_KEYS
-    )
-    if not suspicious:
-        return
-    for event in json.loads(body, object_pairs_hook=_flag_duplicates) or ():
-        if isinstance(event, _DuplicatedKeys):
-            raise DIResponseError(
-                f"DI returned event id={str(event.get('id'))[:64]!r} with the key(s) "
-                f"{', '.join(event.duplicated)} more than once: readers disagree on which value "
-                "counts, so its place in the archive would be a guess; the run stops rather "
-                f"than archive it ambiguously{_rid(request_id)}",
-                status=200,
-                request_id=request_id,
-            )
 
 
 def _refuse_non_json_constant(name: str) -> Any:
