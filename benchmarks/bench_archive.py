@@ -249,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events-per-day", type=int, default=500_000)
     parser.add_argument("--page-ms", type=int, default=1000, help="latency of every request")
     parser.add_argument("--rate", type=float, default=10.0, help="requests/s of the key")
-    parser.add_argument("--concurrency", type=int, default=12, help="buckets in flight")
+    parser.add_argument("--concurrency", type=int, default=14, help="buckets in flight")
     parser.add_argument("--page-limit", type=int, default=10_000)
     parser.add_argument("--bucket-minutes", type=int, default=60)
     parser.add_argument("--repeat", type=int, default=1, help="runs of each side")

@@ -70,9 +70,10 @@ from di_archiver.timestamps import NS_PER_MS, format_timestamp_ns
 SortKey = tuple[int, str, bytes]
 KeyedLine = tuple[SortKey, bytes]
 _KNOWN = frozenset(KNOWN_SERVICES)
-# A service's gzip output stays in memory up to this size, then spills to a temporary file; an
-# hourly object at 1M events/day is ~3 MB of gzip, most services far less.
-SPOOL_MEMORY_BYTES = 512 * 1024
+# A service's gzip output stays in memory up to this size, then spills to a temporary file. A
+# bucket in flight has one per service (15 at DI's mix), so this is paid per bucket in flight
+# times services: at 512 KB, 16 buckets in flight held ~12 MB more at peak than at 64 KB.
+SPOOL_MEMORY_BYTES = 64 * 1024
 
 
 class ServiceStream:
