@@ -408,69 +408,115 @@ for name in {modules!r}:
     importlib.import_module(name)
 """
 
-_LIST_EXPORTER_MODULES = """
-import importlib.util, json, os, sys, types
-import boto3
-from moto import mock_aws
-from di_archiver.simulator import Simulator, SimulatorConfig
-from di_archiver.simulator.config import DEMO_API_KEY, DEMO_ORG_ID, OrgSpec
-sim = Simulator(SimulatorConfig.quiet(orgs=(OrgSpec(event_count=500),), span_seconds=7200.0))
-with sim.serve(port=0) as server, mock_aws():
-    os.environ.update(AWS_DEFAULT_REGION="us-east-1", AWS_ACCESS_KEY_ID="x",
-        AWS_SECRET_ACCESS_KEY="x", BucketName="di-bench-exporter")
-    boto3.client("s3").create_bucket(Bucket="di-bench-exporter")
-    os.environ["JcApiKeyArn"] = boto3.client("secretsmanager").create_secret(
-        Name="s", SecretString=DEMO_API_KEY)["ARN"]
-    outside = set(sys.modules)
-    sys.modules.setdefault("croniter", types.SimpleNamespace(croniter=None))
-    spec = importlib.util.spec_from_file_location("jc_exporter", {path!r})
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.get_jc_base_url = lambda: server.base_url
-    os.chdir("/tmp")
-    body = json.dumps({{"service": "all", "start_time": "2000-01-01T00:00:00Z",
-        "end_time": "2100-01-01T00:00:00Z", "org_id": DEMO_ORG_ID}})
-    module.jc_worker({{"Records": [{{"body": body}}]}}, None)
-sdk = ("boto3", "botocore", "s3transfer", "urllib3", "jmespath", "dateutil")
-skip = ("moto", "werkzeug", "responses", "xmltodict", "click", "pygments", "croniter",
-    "di_archiver", "jc_exporter", "__main__")
-listed = [m for m in sys.modules if (m not in outside or m.startswith(sdk))
-    and not m.startswith(skip)]
-print("MODULES", json.dumps(sorted(listed)))
+# What a first invocation loads is listed by running one in a process of its own that imports
+# nothing else: AWS is moto's server and DI the simulator, both on loopback in the benchmark's
+# process. So the list holds exactly what that side's run loads, the AWS SDK included, and
+# nothing a mocking harness loaded for itself (moto imports boto3 and s3transfer whether or not
+# the run uses them). Each side's run is preceded by its ``_RUNTIME_ONLY`` preamble.
+_RUN_OURS = """
+before = set(sys.modules)
+from di_archiver import handler
+class Context:
+    function_name, memory_limit_in_mb, aws_request_id = "f", 512, "r"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:f"
+    def get_remaining_time_in_millis(self): return 900_000
+handler.lambda_handler({"mode": "archive"}, Context())
+loaded = sorted(set(sys.modules) - before - {"__main__", "__mp_main__"})
+import json
+print("MODULES", json.dumps(loaded))
 """
 
-_LIST_RUN_MODULES = """
-import json, os, sys
-import boto3
-from moto import mock_aws
-from di_archiver.simulator import Simulator, SimulatorConfig
-from di_archiver.simulator.config import DEMO_API_KEY, DEMO_ORG_ID, OrgSpec
-BUCKET = "di-bench-archive"
-sim = Simulator(SimulatorConfig.quiet(orgs=(OrgSpec(event_count=500),), span_seconds=7200.0))
-with sim.serve(port=0) as server, mock_aws():
-    os.environ.update(DI_ARCHIVER_ORG_IDS=DEMO_ORG_ID, DI_ARCHIVER_ARCHIVE_BUCKET=BUCKET,
-        DI_ARCHIVER_SECRET_ID="s", DI_ARCHIVER_BASE_URL=server.base_url,
-        DI_ARCHIVER_LOOKBACK_DAYS="1", AWS_DEFAULT_REGION="us-east-1",
-        AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="x")
-    boto3.client("s3").create_bucket(Bucket=BUCKET)
-    boto3.client("secretsmanager").create_secret(
-        Name="s", SecretString=json.dumps({"api_key": DEMO_API_KEY}))
-    boto3.client("ssm").describe_parameters()
-    outside = set(sys.modules)  # what the harness (moto, the simulator) loaded
-    from di_archiver import handler
-    class Context:
-        function_name, memory_limit_in_mb, aws_request_id = "f", 512, "r"
-        invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:f"
-        def get_remaining_time_in_millis(self): return 900_000
-    handler.lambda_handler({"mode": "archive"}, Context())
-# The AWS SDK was loaded by the harness first, but a Lambda's first invocation loads it too.
-sdk = ("boto3", "botocore", "s3transfer", "urllib3", "jmespath", "dateutil")
-skip = ("moto", "werkzeug", "responses", "xmltodict", "click", "pygments",
-    "di_archiver.simulator", "__main__")
-listed = [m for m in sys.modules if (m not in outside or m.startswith(sdk))
-    and not m.startswith(skip)]
-print("MODULES", json.dumps(sorted(listed)))
+_RUN_EXPORTER = """
+import importlib.util, json, os, types
+before = set(sys.modules)
+sys.modules.setdefault("croniter", types.SimpleNamespace(croniter=None))
+spec = importlib.util.spec_from_file_location("jc_exporter", {path!r})
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+module.get_jc_base_url = lambda: os.environ["BENCH_DI_BASE_URL"]
+body = json.dumps({{"service": "all", "start_time": "2000-01-01T00:00:00Z",
+    "end_time": "2100-01-01T00:00:00Z", "org_id": os.environ["BENCH_DI_ORG_ID"]}})
+module.jc_worker({{"Records": [{{"body": body}}]}}, None)
+harness = {{"__main__", "__mp_main__", "croniter", "jc_exporter"}}
+loaded = sorted(set(sys.modules) - before - harness)
+print("MODULES", json.dumps(loaded))
 """
+
+
+def _run_modules(code: str, env: dict[str, str]) -> list[str]:
+    """The modules one run loads, run as ``code`` in a fresh process."""
+    with tempfile.TemporaryDirectory(prefix="di-bench-run-") as cwd:  # the exporter writes here
+        output = subprocess.run(
+            [sys.executable, "-c", code],
+            check=True,
+            capture_output=True,
+            text=True,
+            env={**os.environ, **env},
+            cwd=cwd,
+        ).stdout
+    listed: list[str] = json.loads(output.split("MODULES ", 1)[1])
+    return listed
+
+
+def list_run_modules(ours: str, exporter_code: str | None) -> tuple[list[str], list[str] | None]:
+    """Run one archive invocation of di-archiver (and one worker run of the exporter, given its
+    code) against loopback AWS and DI, each in its own process; return what each loaded."""
+    import logging
+
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    from di_archiver.simulator import Simulator, SimulatorConfig
+    from di_archiver.simulator.config import DEMO_API_KEY, DEMO_ORG_ID, OrgSpec
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server logs each request
+    aws = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    aws.start()
+    host, port = aws.get_host_and_port()
+    sim = Simulator(SimulatorConfig.quiet(orgs=(OrgSpec(event_count=500),), span_seconds=7200.0))
+    try:
+        with sim.serve(port=0) as server:
+            env = {
+                "AWS_ENDPOINT_URL": f"http://{host}:{port}",
+                "AWS_DEFAULT_REGION": "us-east-1",
+                "AWS_ACCESS_KEY_ID": "x",
+                "AWS_SECRET_ACCESS_KEY": "x",
+            }
+            session = boto3.Session(
+                region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+            )
+            s3 = session.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"])
+            secrets = session.client("secretsmanager", endpoint_url=env["AWS_ENDPOINT_URL"])
+            s3.create_bucket(Bucket="di-bench-archive")
+            secrets.create_secret(Name="s", SecretString=json.dumps({"api_key": DEMO_API_KEY}))
+            listed = _run_modules(
+                ours,
+                {
+                    **env,
+                    "DI_ARCHIVER_ORG_IDS": DEMO_ORG_ID,
+                    "DI_ARCHIVER_ARCHIVE_BUCKET": "di-bench-archive",
+                    "DI_ARCHIVER_SECRET_ID": "s",
+                    "DI_ARCHIVER_BASE_URL": server.base_url,
+                    "DI_ARCHIVER_LOOKBACK_DAYS": "1",
+                },
+            )
+            theirs = None
+            if exporter_code is not None:
+                s3.create_bucket(Bucket="di-bench-exporter")
+                arn = secrets.create_secret(Name="jc", SecretString=DEMO_API_KEY)["ARN"]
+                theirs = _run_modules(
+                    exporter_code,
+                    {
+                        **env,
+                        "BucketName": "di-bench-exporter",
+                        "JcApiKeyArn": arn,
+                        "BENCH_DI_BASE_URL": server.base_url,
+                        "BENCH_DI_ORG_ID": DEMO_ORG_ID,
+                    },
+                )
+    finally:
+        aws.stop()
+    return listed, theirs
 
 
 def runtime_packages(requirements: list[str]) -> set[str]:
@@ -520,27 +566,22 @@ def _cpu_of(code: str, env: dict[str, str] | None = None) -> float:
 
 
 def cmd_cold(args: argparse.Namespace) -> None:
-    output = subprocess.run(
-        [sys.executable, "-c", _LIST_RUN_MODULES], check=True, capture_output=True, text=True
-    ).stdout
-    listed = json.loads(output.split("MODULES ", 1)[1])
     # What the Lambda asset holds: the project's runtime dependencies, and boto3 from the runtime.
-    ours = _runtime_only(["di-archiver"], "di_archiver") + _COLD_OURS.format(modules=listed)
+    ours_only = _runtime_only(["di-archiver"], "di_archiver")
+    # Its function imports boto3 and requests (croniter is stubbed before anything imports it).
+    theirs_only = _runtime_only(["boto3", "requests"])
+    listed, theirs = list_run_modules(
+        ours_only + _RUN_OURS,
+        theirs_only + _RUN_EXPORTER.format(path=args.exporter) if args.exporter else None,
+    )
     print(f"di-archiver first invocation: handler + {len(listed)} modules an archive run loads")
-    codes = {"di-archiver": ours}
+    codes = {"di-archiver": ours_only + _COLD_OURS.format(modules=listed)}
     if args.exporter:
-        output = subprocess.run(
-            [sys.executable, "-c", _LIST_EXPORTER_MODULES.format(path=args.exporter)],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-        theirs = json.loads(output.split("MODULES ", 1)[1])
+        assert theirs is not None
         print(
             f"JumpCloud exporter first invocation: its module + {len(theirs)} modules a run loads"
         )
-        # Its function imports boto3 and requests (croniter is stubbed before anything imports it).
-        codes["JumpCloud exporter"] = _runtime_only(["boto3", "requests"]) + _COLD_EXPORTER.format(
+        codes["JumpCloud exporter"] = theirs_only + _COLD_EXPORTER.format(
             path=args.exporter, modules=theirs
         )
     codes["bare interpreter"] = "pass"
