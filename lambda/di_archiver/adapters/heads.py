@@ -16,7 +16,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from di_archiver.adapters.s3_store import botocore_config, error_code
+from di_archiver.adapters.s3_store import aws_client, error_code
 from di_archiver.errors import ArchiverError, StoreError
 
 EVENT_SOURCE = "di-archiver"
@@ -36,11 +36,7 @@ class EventBridgeHeadPublisher:
     @property
     def client(self) -> Any:
         if self._client is None:
-            import boto3  # noqa: PLC0415 (created on first use: nothing at import time)
-
-            self._client = boto3.client(
-                "events", config=botocore_config(), endpoint_url=self._endpoint_url
-            )
+            self._client = aws_client("events", endpoint_url=self._endpoint_url)
         return self._client
 
     def publish(self, head: Mapping[str, Any]) -> None:

@@ -12,6 +12,7 @@ import io
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
+from functools import cache
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from botocore.config import Config
@@ -23,9 +24,10 @@ from di_archiver.errors import StoreError
 _T = TypeVar("_T")
 
 if TYPE_CHECKING:
-    from boto3.s3.transfer import TransferConfig
     from botocore.response import StreamingBody
+    from botocore.session import Session
     from mypy_boto3_s3 import S3Client
+    from s3transfer.manager import TransferConfig
 
 CONTENT_TYPE = "application/gzip"
 _NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
@@ -36,12 +38,13 @@ _READ_BUFFER = 256 * 1024
 
 
 def _transfer_config() -> TransferConfig:
-    from boto3.s3.transfer import TransferConfig  # noqa: PLC0415 (nothing at import time)
+    from s3transfer.manager import TransferConfig  # noqa: PLC0415 (nothing at import time)
 
+    # boto3's TransferConfig is this one with other names (max_concurrency) and CRT options.
     return TransferConfig(
         multipart_threshold=_PART_SIZE,
         multipart_chunksize=_PART_SIZE,
-        max_concurrency=_UPLOAD_CONCURRENCY,
+        max_request_concurrency=_UPLOAD_CONCURRENCY,
     )
 
 
@@ -81,6 +84,25 @@ def botocore_config() -> Config:
     )
 
 
+@cache
+def _aws_session() -> Session:
+    import botocore.session  # noqa: PLC0415 (nothing at import time)
+
+    return botocore.session.get_session()
+
+
+def aws_client(service: str, *, endpoint_url: str | None = None) -> Any:
+    """A client for ``service`` with :func:`botocore_config`, from one session per process.
+
+    A botocore client, which is what ``boto3.client`` returns too: importing boto3 also loads
+    its resource layer and their docs, about 2 % of a first invocation's CPU that no run uses.
+    Uploads call boto3's transfer manager, s3transfer, themselves (:meth:`S3ArchiveStore._upload`).
+    """
+    return _aws_session().create_client(
+        service, config=botocore_config(), endpoint_url=endpoint_url
+    )
+
+
 def error_code(exc: Exception) -> str:
     """The AWS error code of a ClientError (``"ConnectionError"`` etc. for transport errors)."""
     if isinstance(exc, ClientError):
@@ -115,11 +137,7 @@ class S3ArchiveStore:
             # first ones built its own client (~25 ms of CPU each on a cold start).
             with self._client_lock:
                 if self._client is None:
-                    import boto3  # noqa: PLC0415 (created on first use: nothing at import time)
-
-                    self._client = boto3.client(
-                        "s3", config=botocore_config(), endpoint_url=self._endpoint_url
-                    )
+                    self._client = aws_client("s3", endpoint_url=self._endpoint_url)
         return self._client
 
     def object_lock_enabled(self) -> bool:
@@ -220,19 +238,23 @@ class S3ArchiveStore:
     def _upload(
         self, key: str, fileobj: IO[bytes], metadata: Mapping[str, str], **extra: Any
     ) -> None:
+        # What boto3's ``upload_fileobj`` does without the CRT (not in the Lambda runtime), on
+        # any client: ours are botocore's, which lack the method.
+        from s3transfer.manager import TransferManager  # noqa: PLC0415 (nothing at import time)
+
         try:
-            self.client.upload_fileobj(
-                fileobj,
-                self.bucket,
-                key,
-                ExtraArgs={
-                    "ContentType": CONTENT_TYPE,
-                    "Metadata": dict(metadata),
-                    **self._encryption(),
-                    **extra,
-                },
-                Config=_transfer_config(),
-            )
+            with TransferManager(self.client, _transfer_config()) as manager:
+                manager.upload(
+                    fileobj=fileobj,
+                    bucket=self.bucket,
+                    key=key,
+                    extra_args={
+                        "ContentType": CONTENT_TYPE,
+                        "Metadata": dict(metadata),
+                        **self._encryption(),
+                        **extra,
+                    },
+                ).result()
         except (ClientError, BotoCoreError) as exc:
             raise self._fail("put", key, exc) from exc
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from di_archiver.adapters.di_auth import register_secret_document
-from di_archiver.adapters.s3_store import botocore_config, error_code
+from di_archiver.adapters.s3_store import aws_client, error_code
 from di_archiver.errors import SecretError
 from di_archiver.redaction import display_secret_id, install_log_redaction, register
 
@@ -89,11 +89,7 @@ class SecretProvider:
         # botocore logs every response body at DEBUG, GetSecretValue's included.
         install_log_redaction()
         if self._client is None:
-            import boto3  # noqa: PLC0415 (created on first use: nothing at import time)
-
-            self._client = boto3.client(
-                "secretsmanager", config=botocore_config(), endpoint_url=self._endpoint_url
-            )
+            self._client = aws_client("secretsmanager", endpoint_url=self._endpoint_url)
         return self._client
 
     def _read(self, *, force_fetch: bool) -> str | bytes:

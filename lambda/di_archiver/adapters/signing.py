@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from di_archiver.adapters.s3_store import botocore_config, error_code
+from di_archiver.adapters.s3_store import aws_client, error_code
 from di_archiver.domain.certificate import SIGNING_ALGORITHM
 from di_archiver.errors import SettingsError, SigningError
 
@@ -217,11 +217,7 @@ class KmsSigner:
     @property
     def client(self) -> Any:
         if self._client is None:
-            import boto3  # noqa: PLC0415 (created on first use: nothing at import time)
-
-            self._client = boto3.client(
-                "kms", config=botocore_config(), endpoint_url=self._endpoint_url
-            )
+            self._client = aws_client("kms", endpoint_url=self._endpoint_url)
         return self._client
 
     @property
@@ -258,9 +254,7 @@ def kms_public_key(
     """The KMS key's public half (``kms:GetPublicKey``) as a local verifier."""
     client = kms_client
     if client is None:
-        import boto3  # noqa: PLC0415
-
-        client = boto3.client("kms", config=botocore_config(), endpoint_url=endpoint_url)
+        client = aws_client("kms", endpoint_url=endpoint_url)
     try:
         response = client.get_public_key(KeyId=key_id)
     except (ClientError, BotoCoreError) as exc:

@@ -14,7 +14,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from di_archiver.adapters.s3_store import botocore_config, error_code
+from di_archiver.adapters.s3_store import aws_client, error_code
 from di_archiver.application.fanout import OrgMessage
 from di_archiver.errors import QueueError, SettingsError
 
@@ -42,11 +42,7 @@ class SqsOrgQueue:
     @property
     def client(self) -> Any:
         if self._client is None:
-            import boto3  # noqa: PLC0415 (created on first use: nothing at import time)
-
-            self._client = boto3.client(
-                "sqs", config=botocore_config(), endpoint_url=self._endpoint_url
-            )
+            self._client = aws_client("sqs", endpoint_url=self._endpoint_url)
         return self._client
 
     def send(self, messages: Sequence[OrgMessage]) -> None:

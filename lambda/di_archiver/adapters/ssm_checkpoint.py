@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from di_archiver.adapters.s3_store import botocore_config, error_code
+from di_archiver.adapters.s3_store import aws_client, error_code
 from di_archiver.errors import CheckpointError, SettingsError
 from di_archiver.layout import validate_org_id
 
@@ -51,11 +51,7 @@ class SsmCheckpointStore:
             # Several orgs' workers may ask first at once: one client, not one each.
             with self._client_lock:
                 if self._client is None:
-                    import boto3  # noqa: PLC0415 (created on first use: nothing at import time)
-
-                    self._client = boto3.client(
-                        "ssm", config=botocore_config(), endpoint_url=self._endpoint_url
-                    )
+                    self._client = aws_client("ssm", endpoint_url=self._endpoint_url)
         return self._client
 
     def parameter_name(self, org_id: str) -> str:
