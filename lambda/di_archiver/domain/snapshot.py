@@ -35,9 +35,11 @@ Rules that protect the archive:
 
 from __future__ import annotations
 
+import contextlib
+import operator
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import IO
 
 import msgspec
@@ -165,8 +167,7 @@ class ServiceStream:
         self._ties = []
 
 
-def _first(pair: KeyedLine) -> SortKey:
-    return pair[0]
+_first: Callable[[KeyedLine], SortKey] = operator.itemgetter(0)  # a sort key, C speed
 
 
 class CollectedBucket(Struct):
@@ -271,18 +272,22 @@ def add_page(collected: CollectedBucket, page: Sequence[RawEvent], *, max_events
     # partition (a regex check) is found once per name.
     batches: dict[str, list[KeyedLine]] = {}
     batch_of: dict[object, list[KeyedLine]] = {}
+    skipped = 0
     for ts, event_id, service, line in page:
         if not start_ns <= ts < fetch_end_ns:
             if edge_lo <= ts < edge_hi:
+                skipped += 1
                 continue
             raise _outside_window(collected, event_id, ts)
-        count += 1
         size += len(line)
-        hashable = service if isinstance(service, str) else None
-        batch = batch_of.get(hashable)
-        if batch is None:
-            batch = batch_of[hashable] = batches.setdefault(service_partition(service), [])
+        try:
+            batch = batch_of[service]
+        except (KeyError, TypeError):  # a new value, or one that cannot be a key (an object)
+            batch = batches.setdefault(service_partition(service), [])
+            with contextlib.suppress(TypeError):
+                batch_of[service] = batch
         batch.append(((ts, event_id, line), line))
+    count += len(page) - skipped
     if count > limit:
         raise BucketTooLargeError(
             f"bucket {_range_text(collected.start_ns, end_ns)} of org {org_id} holds "

@@ -2,6 +2,7 @@
 
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -90,6 +91,28 @@ def test_unknown_and_unusable_services_are_kept_and_reported() -> None:
         "_unrecognised",
         "quantum_vault",
     ]
+
+
+def test_services_that_are_not_strings_share_the_unrecognised_partition() -> None:
+    # Given services that are objects, lists (not usable as dict keys), numbers that compare
+    # equal to each other (1, 1.0, True), null, and a string, in pages of three
+    services: list[Any] = [{"a": 1}, ["x"], 1, 1.0, True, None, "sso", {"a": 1}, 1]
+    source = FakeSource()
+    source.add(
+        ORG,
+        *(
+            event(f"2026-05-04T09:{minute:02d}:00Z", f"e{minute}", service)
+            for minute, service in enumerate(services)
+        ),
+    )
+    r = rig(source)
+    # When the bucket is snapshotted
+    result = r.engine.snapshot_bucket(ORG, at("2026-05-04T09:00"), at("2026-05-04T10:00"))
+    # Then the string has its own partition and every other event is in _unrecognised, in order
+    assert ids(r.store.lines(key("sso", "0900-1000"))) == ["e6"]
+    unrecognised = ids(r.store.lines(key("_unrecognised", "0900-1000")))
+    assert unrecognised == [f"e{m}" for m in range(len(services)) if m != 6]
+    assert result.events == len(services)
 
 
 def test_an_unchanged_bucket_is_not_rewritten() -> None:
