@@ -9,6 +9,7 @@ counted as collisions (RADIUS ids are content-derived UUIDv3s and could collide)
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import io
@@ -135,6 +136,13 @@ def compress(raw: bytes, *, level: int) -> bytes:
     return gzip.compress(raw, compresslevel=level, mtime=0)
 
 
+@functools.cache
+def _gzip_header(level: int) -> bytes:
+    # What this Python's gzip.compress(mtime=0) writes, so both encoders stay byte-identical;
+    # worked out once per level (it builds a whole deflate state), not once per object.
+    return compress(b"", level=level)[:10]
+
+
 def decompress(body: bytes) -> bytes:
     try:
         return gzip.decompress(body)
@@ -189,8 +197,7 @@ class StreamEncoder:
 
     def __init__(self, sink: IO[bytes], *, level: int = FAST_LEVEL) -> None:
         self._sink = sink
-        # The header this Python's gzip.compress(mtime=0) writes, so both paths stay identical.
-        header = compress(b"", level=level)[:10]
+        header = _gzip_header(level)
         self._deflate = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS)
         self._sha = hashlib.sha256()
         self._crc = 0
