@@ -361,3 +361,58 @@ def test_the_first_bad_element_decides_the_error(body: bytes, error: type[Except
     # Given a page with two broken elements / When parsed / Then the first one's error is raised
     with pytest.raises(error):
         parse_page(body)
+
+
+# msgspec cannot decode these heads (a lone surrogate, a number beyond a double): a page holding
+# one is read element by element, where no count is kept and the standard library must look.
+_SLOW_PATH_EVENTS = [
+    pytest.param(b'{"id":"s","timestamp":"' + TS.encode() + b'","note":"\\ud800"}', id="surrogate"),
+    pytest.param(b'{"id":1e400,"timestamp":"' + TS.encode() + b'"}', id="huge-id"),
+]
+
+
+@pytest.mark.parametrize("slow", _SLOW_PATH_EVENTS)
+@pytest.mark.parametrize(
+    ("repeated", "key"),
+    [
+        (b'"service":"sso","service":"x"', "service"),
+        (b'"timestamp":"2020-01-01T00:00:00Z"', "timestamp"),
+    ],
+)
+def test_a_repeated_key_is_refused_on_a_page_msgspec_cannot_decode_whole(
+    slow: bytes, repeated: bytes, key: str
+) -> None:
+    # Given a page msgspec cannot decode whole, and an event that repeats a placement key
+    body = b"[" + slow + b',{"id":"r","timestamp":"' + TS.encode() + b'",' + repeated + b"}]"
+    # When parsed / Then the event is refused, though no count was kept for the page
+    with pytest.raises(RepeatedKeyError, match=rf"id='r'.*{key}"):
+        parse_page(body)
+
+
+def test_a_service_sent_as_null_does_not_hide_a_service_sent_twice() -> None:
+    # Given one event whose service is null, and one that sends its service twice: a null
+    # that skipped the count (as it would if the field type admitted None) evens the count out
+    body = (
+        b'[{"id":"a","timestamp":"' + TS.encode() + b'","service":null},'
+        b'{"id":"b","timestamp":"' + TS.encode() + b'","service":"sso","service":"x"}]'
+    )
+    # When parsed / Then the second event is refused
+    with pytest.raises(RepeatedKeyError, match=r"id='b'.*service"):
+        parse_page(body)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=ValueError,
+    reason="the element-by-element path re-parses the whole page with json.loads, which "
+    "refuses an integer of more than 4300 digits that msgspec skipped; main archived this page",
+)
+def test_a_page_read_element_by_element_with_a_long_integer_is_archived() -> None:
+    # Given a page msgspec cannot decode whole (an id beyond a double), and in another event
+    # an integer longer than Python's int-from-string limit, no key repeated
+    body = (
+        b'[{"id":1e400,"timestamp":"' + TS.encode() + b'"},'
+        b'{"id":"b","timestamp":"' + TS.encode() + b'","n":' + b"9" * 4301 + b"}]"
+    )
+    # When parsed / Then both events are archived as sent
+    assert [e.event_id for e in parse_page(body)] == ["inf", "b"]
