@@ -113,6 +113,10 @@ _ABSENT: Any = object()  # no "service" key, told apart from a "service": null
 _NO_TIMESTAMP: Any = _Unusable(None)
 
 
+# The field types must not admit None (no "| None"): msgspec decodes a null into such a field
+# without calling the hook, so a null would hide one occurrence of a repeated key. At run time
+# every value is an instance of _Timestamp and _Service; only the type checker sees them as what
+# the hook returns.
 class _PageHead(msgspec.Struct, gc=False):
     timestamp: _Timestamp = _NO_TIMESTAMP
     id: Any = ""
@@ -306,7 +310,9 @@ def _refuse_repeated_keys(body: bytes) -> None:
     The standard library parses the whole page again: this runs only when msgspec's count says
     a key came twice, or when msgspec could not count (a page it cannot decode whole).
     """
-    for event in json.loads(body, object_pairs_hook=_flag_duplicates) or ():
+    # Values are not looked at (only keys, and the id's text): parse_int=str also keeps an
+    # integer past Python's 4,300-digit limit, which msgspec skipped over, from failing the page.
+    for event in json.loads(body, object_pairs_hook=_flag_duplicates, parse_int=str) or ():
         if isinstance(event, _DuplicatedKeys):
             raise RepeatedKeyError(event.get("id"), event.duplicated)
 
@@ -330,7 +336,9 @@ def _split_with_stdlib(body: bytes) -> list[bytes] | None:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise PageFormatError(f"not UTF-8 at byte {exc.start}", malformed=True) from None
-    decoder = json.JSONDecoder(parse_constant=_refuse_constant)
+    # Only the elements' extent is wanted: parse_int=str keeps a number past Python's 4,300-digit
+    # limit from reading as a malformed (so retried) body.
+    decoder = json.JSONDecoder(parse_constant=_refuse_constant, parse_int=str)
     skip = _WHITESPACE.match
     elements: list[bytes] = []
     try:
