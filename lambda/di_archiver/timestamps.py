@@ -29,6 +29,12 @@ _HOUR_CACHE_LIMIT = 50_000
 # validated "YYYY-MM-DDTHH:MM" prefix maps straight to epoch seconds (fields read as UTC).
 _MINUTE_PREFIX: dict[str, int] = {}
 _MINUTE_CACHE_LIMIT = 100_000
+# Events of a page share their seconds too: a "YYYY-MM-DDTHH:MM:SS" prefix the minute path has
+# validated maps to epoch ns in one lookup (two slices, two lookups and an addition fewer).
+# Pages arrive in time order, so a thousand seconds catch nearly every hit; a day holds
+# 86,400 of them, and a cache that kept them all would weigh ~10 MB in a seal or a verify.
+_SECOND_PREFIX: dict[str, int] = {}
+_SECOND_CACHE_LIMIT = 1_024
 _TWO_DIGITS = {f"{n:02d}": n for n in range(60)}
 _FRACTION_SCALE: tuple[int, ...] = tuple(10**9 // 10**digits for digits in range(10))
 
@@ -51,18 +57,24 @@ def _hour_seconds(year: str, month: str, day: str, hour: str, value: str) -> int
 
 def parse_timestamp_ns(value: str) -> int:
     """Parse an RFC 3339 timestamp with 0-9 fractional digits to epoch nanoseconds (UTC)."""
-    if type(value) is str and value[-1:] == "Z" and value[16:17] == ":":
-        minute = _MINUTE_PREFIX.get(value[:16])
-        second = _TWO_DIGITS.get(value[17:19])
-        if minute is not None and second is not None:
-            seconds = minute + second
+    if type(value) is str and value[-1:] == "Z":
+        base = _SECOND_PREFIX.get(value[:19])
+        if base is None and value[16:17] == ":":
+            minute = _MINUTE_PREFIX.get(value[:16])
+            second = _TWO_DIGITS.get(value[17:19])
+            if minute is not None and second is not None:
+                base = (minute + second) * NS_PER_SECOND
+                if len(_SECOND_PREFIX) >= _SECOND_CACHE_LIMIT:
+                    _SECOND_PREFIX.clear()
+                _SECOND_PREFIX[value[:19]] = base
+        if base is not None:
             size = len(value)
             if size == 20:
-                return seconds * NS_PER_SECOND
+                return base
             if 22 <= size <= 30 and value[19] == ".":
                 fraction = value[20:-1]
                 if fraction.isascii() and fraction.isdigit():
-                    return seconds * NS_PER_SECOND + int(fraction) * _FRACTION_SCALE[size - 21]
+                    return base + int(fraction) * _FRACTION_SCALE[size - 21]
     return _parse_slow(value)
 
 

@@ -102,3 +102,23 @@ def test_the_cached_fast_path_gives_exact_nanoseconds(
     # When parsed cold and then again from the minute cache / Then both are exact
     assert parse_timestamp_ns(text) == expected
     assert parse_timestamp_ns(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2023-06-15T15:06:41.Z",
+        "2023-06-15T15:06:41.1234567890Z",
+        "2023-06-15T15:06:41.12a4Z",
+        "2023-06-15T15:06:41.\u0661\u0662Z",  # digits, but not ASCII ones
+        "2023-06-15T15:06:41.+5Z",
+        "2023-06-15T15:06:41.1_0Z",
+        "2023-06-15T15:06:41 Z",
+    ],
+)
+def test_a_cached_second_still_rejects_what_follows_it_wrongly(text: str) -> None:
+    # Given the second's prefix cached by a valid timestamp
+    assert parse_timestamp_ns("2023-06-15T15:06:41.5Z") == BASE + 500_000_000
+    # When a timestamp with that prefix but a broken tail is parsed / Then it is refused
+    with pytest.raises(TimestampError):
+        parse_timestamp_ns(text)
