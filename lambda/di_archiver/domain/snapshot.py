@@ -88,37 +88,39 @@ class ServiceStream:
             max_size=SPOOL_MEMORY_BYTES
         )
         self._encoder: StreamEncoder | None = StreamEncoder(self._spool)
+        # Lines are held as their sort keys alone (a key's last item is its line): one tuple per
+        # event, not two, so fewer objects for the cyclic collector to count and walk.
         # The newest millisecond's lines: the next page may hold more of that millisecond.
-        self._ties: list[KeyedLine] = []
-        self._unsorted: list[KeyedLine] | None = None
+        self._ties: list[SortKey] = []
+        self._unsorted: list[SortKey] | None = None
         self.result: StreamedObject | None = None
 
-    def extend(self, pairs: list[KeyedLine]) -> None:
-        """Add one page's lines of this service, in the order DI sent them.
+    def extend(self, keys: list[SortKey]) -> None:
+        """Add one page's lines of this service (as sort keys), in the order DI sent them.
 
         A page's lines are sorted together (DI orders by millisecond only, and timsort is
         linear on sorted input), then encoded except the last millisecond's. Only a line that
         sorts before what is already encoded makes the service sort in memory to the end.
         """
-        if not pairs:
+        if not keys:
             return
         if self._unsorted is not None:
-            self._unsorted.extend(pairs)
+            self._unsorted.extend(keys)
             return
         held = self._ties
-        held.extend(pairs)
-        held.sort(key=_first)
+        held.extend(keys)
+        held.sort()
         encoder = self._encoder
         assert encoder is not None
-        if encoder.last_key is not None and held[0][0] < encoder.last_key:
+        if encoder.last_key is not None and held[0] < encoder.last_key:
             self._read_back()
             return
-        last_ms = held[-1][0][0] // NS_PER_MS
+        last_ms = held[-1][0] // NS_PER_MS
         cut = len(held) - 1
-        while cut and held[cut - 1][0][0] // NS_PER_MS == last_ms:
+        while cut and held[cut - 1][0] // NS_PER_MS == last_ms:
             cut -= 1
         if cut:
-            encoder.extend(held[:cut])
+            encoder.extend(_keyed(held[:cut]))
             del held[:cut]
 
     def _read_back(self) -> None:
@@ -127,7 +129,7 @@ class ServiceStream:
         assert self._spool is not None
         self._encoder.finish()
         self._spool.seek(0)
-        self._unsorted = [keyed_line(line) for line in LineReader(self._spool)]
+        self._unsorted = [keyed_line(line)[0] for line in LineReader(self._spool)]
         self._unsorted.extend(self._ties)
         self._ties = []
         self._spool.close()
@@ -138,14 +140,14 @@ class ServiceStream:
         if self.result is not None:
             return self.result
         if self._unsorted is not None:
-            self._unsorted.sort(key=_first)
+            self._unsorted.sort()
             self._spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES)  # noqa: SIM115
             self._encoder = StreamEncoder(self._spool)
-            self._encoder.extend(self._unsorted)
+            self._encoder.extend(_keyed(self._unsorted))
             self._unsorted = None
         elif self._ties:
             assert self._encoder is not None
-            self._encoder.extend(self._ties)
+            self._encoder.extend(_keyed(self._ties))
             self._ties = []
         assert self._encoder is not None
         self.result = self._encoder.finish()
@@ -167,7 +169,12 @@ class ServiceStream:
         self._ties = []
 
 
-_first: Callable[[KeyedLine], SortKey] = operator.itemgetter(0)  # a sort key, C speed
+_line_of: Callable[[SortKey], bytes] = operator.itemgetter(2)
+
+
+def _keyed(keys: list[SortKey]) -> Iterator[KeyedLine]:
+    """``(key, line)`` pairs of ``keys``, made in C (zip reuses its tuple as each is consumed)."""
+    return zip(keys, map(_line_of, keys), strict=True)
 
 
 class CollectedBucket(Struct):
@@ -270,8 +277,8 @@ def add_page(collected: CollectedBucket, page: Sequence[RawEvent], *, max_events
     size = collected.bytes
     # This loop runs once per archived event: service names repeat, so the batch of their
     # partition (a regex check) is found once per name.
-    batches: dict[str, list[KeyedLine]] = {}
-    batch_of: dict[object, list[KeyedLine]] = {}
+    batches: dict[str, list[SortKey]] = {}
+    batch_of: dict[object, list[SortKey]] = {}
     skipped = 0
     for ts, event_id, service, line in page:
         if not start_ns <= ts < fetch_end_ns:
@@ -286,7 +293,7 @@ def add_page(collected: CollectedBucket, page: Sequence[RawEvent], *, max_events
             batch = batches.setdefault(service_partition(service), [])
             with contextlib.suppress(TypeError):
                 batch_of[service] = batch
-        batch.append(((ts, event_id, line), line))
+        batch.append((ts, event_id, line))
     count += len(page) - skipped
     if count > limit:
         raise BucketTooLargeError(
