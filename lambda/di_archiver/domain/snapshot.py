@@ -280,7 +280,8 @@ def add_page(collected: CollectedBucket, page: Sequence[RawEvent], *, max_events
     batches: dict[str, list[SortKey]] = {}
     batch_of: dict[object, list[SortKey]] = {}
     skipped = 0
-    for ts, event_id, service, line in page:
+    for event in page:
+        ts, event_id, service, line = event.ts_ns, event.event_id, event.service, event.line
         if not start_ns <= ts < fetch_end_ns:
             if edge_lo <= ts < edge_hi:
                 skipped += 1
