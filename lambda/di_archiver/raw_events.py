@@ -18,11 +18,11 @@ last value, ``id`` is compared as ``str(value)``.
 from __future__ import annotations
 
 import functools
+import itertools
 import json
-import operator
 import re
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -86,72 +86,57 @@ class _Head(msgspec.Struct, gc=False):  # decoded JSON values hold no reference 
     service: Any = None
 
 
-class _EveryValue(type):
-    """A field type every decoded value is an instance of.
+class _Occurrences:
+    """A field type of which every decoded value is an instance, and that counts its checks.
 
     msgspec hands each occurrence of a key of such a type to the decoder's ``dec_hook`` and
-    then checks that what the hook returned is an instance of the type. Letting everything pass
-    is what makes the hook see every occurrence, in C's loop, of a key sent twice.
+    then checks that what the hook returned is an instance of the type. That check runs once
+    per occurrence, in C's loop, so counting the checks counts a key sent twice. The hook (an
+    empty dict's ``get``: the value back unchanged) and the check (``next`` of a counter: a
+    positive integer, so true) are C callables: no Python frame per key of every event.
+
+    The counters are shared by every thread; a decode counts the difference of two readings.
+    Another thread's decode can only add to it (a surplus), which sends that page to the exact
+    check of :func:`_refuse_repeated_keys`: a slower answer, never a wrong one.
     """
 
-    # That check runs for every placement key of every event: "is not an object nothing else
-    # holds", built from C callables, is true of every value and costs no Python frame.
-    __instancecheck__ = functools.partial(operator.is_not, object())
+    def __init__(self) -> None:
+        counter = itertools.count(1)
+        checked = type("_Counted", (type,), {"__instancecheck__": functools.partial(next, counter)})
+        self.field_type: Any = checked("_Placement", (), {})
+        self._tick: Callable[[], int] = counter.__next__
+
+    def reading(self) -> int:
+        return self._tick()
+
+    def since(self, reading: int) -> int:
+        """Checks counted since ``reading`` was taken."""
+        return self._tick() - reading - 1
 
 
-class _Unusable(NamedTuple):
-    value: Any
+_TIMESTAMPS = _Occurrences()
+_SERVICES = _Occurrences()
+_ABSENT: Any = object()  # a key the event does not send, told apart from a null
 
 
-if TYPE_CHECKING:  # what the hook makes of them
-    _Timestamp = int | _Unusable
+if TYPE_CHECKING:
+    _Timestamp = Any
     _Service = Any
 else:
-
-    class _Timestamp(metaclass=_EveryValue):
-        """The placement timestamp: as integer ns, or :class:`_Unusable`."""
-
-    class _Service(metaclass=_EveryValue):
-        """The placement service: as sent, or :data:`_ABSENT`."""
-
-
-_ABSENT: Any = object()  # no "service" key, told apart from a "service": null
-
-
-_NO_TIMESTAMP: Any = _Unusable(None)
+    _Timestamp = _TIMESTAMPS.field_type
+    _Service = _SERVICES.field_type
 
 
 # The field types must not admit None (no "| None"): msgspec decodes a null into such a field
-# without calling the hook, so a null would hide one occurrence of a repeated key. At run time
-# every value is an instance of _Timestamp and _Service; only the type checker sees them as what
-# the hook returns.
+# without calling the hook, so a null would hide one occurrence of a repeated key.
 class _PageHead(msgspec.Struct, gc=False):
-    timestamp: _Timestamp = _NO_TIMESTAMP
+    timestamp: _Timestamp = _ABSENT
     id: Any = ""
     service: _Service = _ABSENT
 
 
-class _KeyCounter:
-    """Counts each page's placement keys while msgspec decodes them (one per page: threads)."""
-
-    __slots__ = ("services", "timestamps")
-
-    def __init__(self) -> None:
-        self.timestamps = self.services = 0
-
-    def __call__(self, kind: type, value: Any) -> Any:
-        if kind is _Service:
-            self.services += 1
-            return value
-        self.timestamps += 1
-        if type(value) is str:
-            try:
-                return parse_timestamp_ns(value)
-            except ValueError:
-                pass
-        return _Unusable(value)
-
-
+_RETURN_AS_IS: dict[Any, Any] = {}
+_PAGE_HEADS = msgspec.json.Decoder(list[_PageHead], dec_hook=_RETURN_AS_IS.get)
 _PAGE = msgspec.json.Decoder(list[msgspec.Raw] | None)
 _HEAD = msgspec.json.Decoder(_Head)
 
@@ -213,15 +198,19 @@ def parse_page(body: bytes) -> list[RawEvent]:
         _refuse_invalid_utf8(body, lines)
     if b"\n" in body or b"\r" in body:
         lines = [_one_line(line) for line in lines]
-    counter = _KeyCounter()
-    heads = _heads(body, elements, lines, counter)
+    heads, counted = _heads(body, elements, lines)
     events: list[RawEvent] = []
     append = events.append
     absent = 0
     for line, head in zip(lines, heads, strict=True):
-        ts, event_id, service = head.timestamp, head.id, head.service
-        if isinstance(ts, _Unusable):
-            ts = timestamp_ns(ts.value, event_id)  # raises, naming the event
+        timestamp, event_id, service = head.timestamp, head.id, head.service
+        if type(timestamp) is str:
+            try:
+                ts = parse_timestamp_ns(timestamp)
+            except ValueError:
+                ts = timestamp_ns(timestamp, event_id)  # raises, naming the event
+        else:
+            ts = timestamp_ns(timestamp, event_id)  # raises, naming the event
         if type(event_id) is not str:
             event_id = str(event_id)
         if service is _ABSENT:
@@ -230,7 +219,7 @@ def parse_page(body: bytes) -> list[RawEvent]:
         append(RawEvent(ts, event_id, service, line))
     # Every event has one timestamp by now, so a surplus is an event that sent it twice;
     # a service sent twice shows as more services than events that send one.
-    if counter.timestamps > len(events) or counter.services > len(events) - absent:
+    if counted is None or counted[0] > len(events) or counted[1] > len(events) - absent:
         _refuse_repeated_keys(body)
     return events
 
@@ -257,37 +246,34 @@ def _refuse_invalid_utf8(body: bytes, lines: list[bytes]) -> None:
 
 
 def _heads(
-    body: bytes,
-    elements: list[msgspec.Raw] | list[bytes],
-    lines: list[bytes],
-    counter: _KeyCounter,
-) -> list[_PageHead]:
-    """Each element's placement fields, timestamps in ns; the whole page's in one call if it can.
+    body: bytes, elements: list[msgspec.Raw] | list[bytes], lines: list[bytes]
+) -> tuple[list[_PageHead], tuple[int, int] | None]:
+    """Each element's placement fields, and how often the page sent ``timestamp`` and
+    ``service`` (None: not counted); the whole page's in one call if it can.
 
     Decoding every head of the page at once, in msgspec's C loop, costs a third of decoding
-    them element by element, and ``counter`` sees every placement key it decodes. Where it
-    cannot (an element that is not an object, or that only the standard library decodes), the
-    elements are looked at one by one, which also says why, and the page is searched for a
-    repeated key the slow way.
+    them element by element. Where it cannot (an element that is not an object, or that only
+    the standard library decodes), the elements are looked at one by one, which also says why,
+    and the keys are not counted: the page is searched for a repeated key the slow way.
     """
     if type(elements[0] if elements else None) is msgspec.Raw:
+        timestamps, services = _TIMESTAMPS.reading(), _SERVICES.reading()
         try:
-            heads = msgspec.json.Decoder(list[_PageHead], dec_hook=counter).decode(body)
+            heads = _PAGE_HEADS.decode(body)
         except msgspec.DecodeError:
             pass
         else:
             if len(heads) == len(lines):
-                return heads
-    counter.timestamps = counter.services = 0  # what the failed attempt counted
+                return heads, (_TIMESTAMPS.since(timestamps), _SERVICES.since(services))
     heads = []
     for line in lines:
         if line[:1] != b"{":
             raise PageFormatError("an element of the array is not a JSON object", malformed=False)
         timestamp, event_id, service = _head_fields(line)
         # In element order, as the whole-page path would fail: the first bad element decides.
-        heads.append(_PageHead(timestamp_ns(timestamp, event_id), event_id, service))
-    _refuse_repeated_keys(body)
-    return heads
+        timestamp_ns(timestamp, event_id)
+        heads.append(_PageHead(timestamp, event_id, service))
+    return heads, None
 
 
 _PLACEMENT_KEYS = ("timestamp", "service")

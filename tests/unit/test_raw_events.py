@@ -183,6 +183,45 @@ def _no_second_parse(*_args: object, **_kwargs: object) -> object:
     raise AssertionError("the page was parsed a second time")
 
 
+def test_a_count_another_decode_added_to_only_costs_a_second_parse(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given the key counters read as if another thread's pages were decoded meanwhile
+    clean = b'[{"id":"a","timestamp":"' + TS.encode() + b'","service":"sso"}]'
+    repeated = b'[{"id":"a","timestamp":"' + TS.encode() + b'","service":"sso","service":"x"}]'
+    since = raw_events._Occurrences.since
+    monkeypatch.setattr(raw_events._Occurrences, "since", lambda self, r: since(self, r) + 5)
+    # When parsed / Then the clean page is archived (the exact check clears it) and the
+    # repeated key is still refused
+    assert [e.event_id for e in parse_page(clean)] == ["a"]
+    with pytest.raises(RepeatedKeyError):
+        parse_page(repeated)
+
+
+def test_pages_parsed_on_many_threads_at_once_each_count_their_own_keys() -> None:
+    # Given pages with and without a repeated key, parsed by four threads at once
+    from concurrent.futures import ThreadPoolExecutor
+
+    events = [
+        b'{"id":"%d","timestamp":"%s","service":"sso"}' % (n, TS.encode()) for n in range(500)
+    ]
+    clean = b"[" + b",".join(events) + b"]"
+    repeated = b"[" + b",".join([*events, events[0][:-1] + b',"service":null}']) + b"]"
+
+    def outcome(body: bytes) -> str:
+        try:
+            return f"{len(parse_page(body))} events"
+        except RepeatedKeyError:
+            return "refused"
+
+    # When each is parsed many times concurrently
+    with ThreadPoolExecutor(4) as pool:
+        outcomes = list(pool.map(outcome, [clean, repeated] * 100))
+    # Then no count leaks into another page's verdict
+    assert set(outcomes[0::2]) == {"500 events"}
+    assert set(outcomes[1::2]) == {"refused"}
+
+
 @pytest.mark.parametrize(
     ("id_json", "expected"),
     [
