@@ -102,7 +102,10 @@ class _Occurrences:
 
     def __init__(self) -> None:
         counter = itertools.count(1)
-        checked = type("_Counted", (type,), {"__instancecheck__": functools.partial(next, counter)})
+        # A staticmethod: Python binds a bare partial found on a type as a method from 3.14 on
+        # (and warns on 3.13), which would hand next() the class as well.
+        check = staticmethod(functools.partial(next, counter))
+        checked = type("_Counted", (type,), {"__instancecheck__": check})
         self.field_type: Any = checked("_Placement", (), {})
         self._tick: Callable[[], int] = counter.__next__
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from typing import Any
 
@@ -196,6 +197,19 @@ def test_a_count_another_decode_added_to_only_costs_a_second_parse(
     assert [e.event_id for e in parse_page(clean)] == ["a"]
     with pytest.raises(RepeatedKeyError):
         parse_page(repeated)
+
+
+def test_the_counting_check_takes_the_value_alone_however_python_binds_it() -> None:
+    # Given the check as Python 3.14 fetches it (bound through the descriptor protocol, as a
+    # bare functools.partial is bound there, and warned about on 3.13)
+    occurrences = raw_events._Occurrences()
+    meta = type(occurrences.field_type)
+    check = inspect.getattr_static(meta, "__instancecheck__")
+    bound = check.__get__(occurrences.field_type, meta)
+    reading = occurrences.reading()
+    # When asked about one value / Then it says yes, and counts one
+    assert bound("2026-05-04T09:01:02.5Z")
+    assert occurrences.since(reading) == 1
 
 
 def test_pages_parsed_on_many_threads_at_once_each_count_their_own_keys() -> None:
