@@ -17,10 +17,12 @@ last value, ``id`` is compared as ``str(value)``.
 
 from __future__ import annotations
 
+import decimal
 import functools
 import itertools
 import json
 import re
+import sys
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -148,21 +150,52 @@ def _head_fields(line: bytes) -> tuple[Any, Any, Any]:
     try:
         head = _HEAD.decode(line)
     except msgspec.DecodeError:
-        event = json.loads(line)
+        event = json.loads(line, parse_int=_json_int)
         if not isinstance(event, dict):
             raise MalformedEventError("an event is not a JSON object") from None
         return event.get("timestamp"), event.get("id", ""), event.get("service")
     return head.timestamp, head.id, head.service
 
 
+def _json_int(text: str) -> int:
+    # What msgspec makes of an integer (it has no digit limit), also past Python's 4,300-digit
+    # limit on int(str), so both parsers give an event the same id.
+    limit = sys.get_int_max_str_digits()
+    if not limit or len(text) <= limit:
+        return int(text)
+    return int(decimal.Decimal(text))
+
+
+def _id_text(event_id: Any) -> str:
+    """The id as the archive compares it: ``str(value)``, also for an integer too long for it."""
+    if type(event_id) is str:
+        return event_id
+    try:
+        return str(event_id)
+    except ValueError:  # an integer past the digit limit, alone or inside a list or object
+        if isinstance(event_id, int):
+            return str(decimal.Decimal(event_id))  # exact: Decimal converts ints without it
+        raise MalformedEventError(
+            "an event's id is a list or object holding an integer of more than "
+            f"{sys.get_int_max_str_digits():,} digits, which cannot be compared as text"
+        ) from None
+
+
 def timestamp_ns(value: Any, event_id: Any) -> int:
     """An event's ``timestamp`` in ns, or a MalformedEventError naming the event."""
     if not isinstance(value, str):
-        raise MalformedEventError(f"event id={event_id!r} has no string timestamp")
+        raise MalformedEventError(f"event id={_shown(event_id)} has no string timestamp")
     try:
         return parse_timestamp_ns(value)
     except ValueError as exc:
-        raise MalformedEventError(f"event id={event_id!r}: {exc}") from None
+        raise MalformedEventError(f"event id={_shown(event_id)}: {exc}") from None
+
+
+def _shown(event_id: Any) -> str:
+    try:
+        return repr(event_id)
+    except ValueError:  # it holds an integer past the digit limit
+        return repr(_id_text(event_id)[:64])
 
 
 def event_head(line: bytes) -> RawEvent:
@@ -173,8 +206,7 @@ def event_head(line: bytes) -> RawEvent:
     """
     timestamp, event_id, service = _head_fields(line)
     ts = timestamp_ns(timestamp, event_id)
-    text = event_id if isinstance(event_id, str) else str(event_id)
-    return RawEvent(ts, text, service, line)
+    return RawEvent(ts, _id_text(event_id), service, line)
 
 
 def parse_page(body: bytes) -> list[RawEvent]:
@@ -215,7 +247,7 @@ def parse_page(body: bytes) -> list[RawEvent]:
         else:
             ts = timestamp_ns(timestamp, event_id)  # raises, naming the event
         if type(event_id) is not str:
-            event_id = str(event_id)
+            event_id = _id_text(event_id)
         if service is _ABSENT:
             absent += 1
             service = None

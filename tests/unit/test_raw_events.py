@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 from typing import Any
 
 import pytest
@@ -475,3 +476,47 @@ def test_a_page_split_by_the_standard_library_with_a_long_integer_is_archived() 
     # When parsed / Then both events are archived as sent, not refused as a malformed body
     assert [e.event_id for e in parse_page(body)] == ["a", "b"]
     assert parse_page(body)[1].line.endswith(b"9" * 4301 + b"}")
+
+
+_LONG = b"7" * 4_400  # past Python's 4,300-digit limit on int <-> str, which msgspec does not have
+
+
+@pytest.mark.parametrize(
+    ("id_json", "expected"),
+    [(_LONG, _LONG.decode()), (b"-" + _LONG, "-" + _LONG.decode())],
+)
+def test_an_integer_id_past_the_digit_limit_is_its_digits_on_both_paths(
+    id_json: bytes, expected: str
+) -> None:
+    # Given an event whose id is an integer longer than Python converts to text by default
+    line = b'{"id":' + id_json + b',"timestamp":"' + TS.encode() + b'","service":"sso"}'
+    # When its page is parsed, and its line read back as a stored line is
+    (event,) = parse_page(b"[" + line + b"]")
+    # Then the id is its digits both times, and the event is archived as sent
+    assert event.event_id == expected
+    assert event_head(line) == event
+    assert event.line == line
+
+
+def test_a_long_integer_beside_what_only_the_standard_library_reads_keeps_the_page() -> None:
+    # Given an event msgspec refuses (a lone surrogate) that also holds a very long integer
+    line = b'{"id":"a","timestamp":"' + TS.encode() + b'","n":' + _LONG + b',"s":"\\ud800"}'
+    # When parsed / Then the standard library's pass reads it, and the event is archived
+    (event,) = parse_page(b"[" + line + b"]")
+    assert (event.event_id, event.line) == ("a", line)
+
+
+@pytest.mark.parametrize(
+    ("event", "message"),
+    [
+        (b'{"id":"a","timestamp":' + _LONG + b"}", "event id='a' has no string timestamp"),
+        (b'{"id":' + _LONG + b',"timestamp":"x"}', "event id='7777777"),
+        (b'{"id":[' + _LONG + b'],"timestamp":"' + TS.encode() + b'"}', "cannot be compared"),
+    ],
+)
+def test_a_long_integer_where_it_cannot_be_used_is_named_not_a_crash(
+    event: bytes, message: str
+) -> None:
+    # When a page holding it is parsed / Then the event is refused with a readable reason
+    with pytest.raises(MalformedEventError, match=re.escape(message)):
+        parse_page(b"[" + event + b"]")
