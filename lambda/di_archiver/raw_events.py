@@ -98,8 +98,9 @@ class _Occurrences:
     positive integer, so true) are C callables: no Python frame per key of every event.
 
     The counters are shared by every thread; a decode counts the difference of two readings.
-    Another thread's decode can only add to it (a surplus), which sends that page to the exact
-    check of :func:`_refuse_repeated_keys`: a slower answer, never a wrong one.
+    Another thread's decode can only add to it (a surplus; each ``next`` is atomic under the
+    GIL), which sends that page to the exact check of :func:`_refuse_repeated_keys`: a slower
+    answer, never a wrong one.
     """
 
     def __init__(self) -> None:
