@@ -62,7 +62,11 @@ class ExactCounter:
         both = self._count(org_id, t - NS_PER_MS, t + NS_PER_MS)
         overlap = before + after - both
         reading: EndTimeReading | None
-        if overlap > 0:
+        if both < max(before, after):
+            # The wider window counted fewer than a part of it: no reading explains that (an
+            # event indexed meanwhile only adds), so learning from it would be a guess.
+            reading = None
+        elif overlap > 0:
             reading = "inclusive"  # the millisecond t was counted by both narrow windows
         elif overlap == 0 and after > 0:
             reading = "exclusive"  # t counted once, in [t, t+1ms) only

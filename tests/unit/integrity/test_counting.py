@@ -116,3 +116,23 @@ def test_a_window_that_is_not_whole_milliseconds_is_refused() -> None:
         counter.count(ORG, BASE + 1, BASE + NS_PER_MS)
     with pytest.raises(ArchiverError, match="start < end"):
         counter.count(ORG, BASE, BASE)
+
+
+class _CountsThatDoNotAddUp:
+    """A DI whose two-millisecond window counts fewer events than one of its halves."""
+
+    def __init__(self) -> None:
+        self.answers = {(-1, 0): 0, (0, 1): 5, (-1, 1): 3}
+
+    def count(self, org_id: str, start_ns: int, end_ns: int) -> int:
+        return self.answers[((start_ns - BASE) // NS_PER_MS, (end_ns - BASE) // NS_PER_MS)]
+
+
+def test_counts_that_shrink_as_the_window_grows_teach_no_reading() -> None:
+    # Given a DI whose counts around the anchor are not monotonic (an overlap of 2 on their face)
+    counter = ExactCounter(_CountsThatDoNotAddUp())  # type: ignore[arg-type]
+    # When the end_time reading is probed there
+    learnt = counter.learn(ORG, BASE)
+    # Then nothing is learnt, so later counts keep the two-request form exact under both
+    assert learnt is None
+    assert counter.reading(ORG) is None
