@@ -140,19 +140,39 @@ class LocalPythonBundling:
 
 def runtime_python(project_root: Path = PROJECT_ROOT) -> str | None:
     """An interpreter of the Lambda runtime's Python version: ``DI_ARCHIVER_BUNDLE_PYTHON``,
-    else one uv finds (or installs, where it may download); ``None`` when there is none."""
+    else one uv finds, else one pyenv installed, else one uv installs (where it may download);
+    ``None`` when there is none."""
     explicit = os.environ.get(BUNDLE_PYTHON_ENV)
     if explicit:
         return explicit
     try:
         found = _run(["uv", "python", "find", PYTHON_VERSION], cwd=project_root).strip()
     except BundlingError:
+        installed = pyenv_python()
+        if installed is not None:
+            return installed
         try:
             _run(["uv", "python", "install", PYTHON_VERSION], cwd=project_root)
             found = _run(["uv", "python", "find", PYTHON_VERSION], cwd=project_root).strip()
         except BundlingError:
             return None
     return found or None
+
+
+def pyenv_python(root: Path | None = None) -> str | None:
+    """The newest ``PYTHON_VERSION`` patch release pyenv installed (under ``$PYENV_ROOT``).
+
+    uv finds a pyenv interpreter only through pyenv's shims, which fail for a version the shell
+    has not selected, so a deployer with 3.13 installed by pyenv would ship no bytecode.
+    Free-threaded and other variant builds (``3.13.0t``) are not the Lambda runtime's.
+    """
+    base = root or Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
+    releases = []
+    for binary in base.glob(f"versions/{PYTHON_VERSION}.*/bin/python{PYTHON_VERSION}"):
+        patch = binary.parent.parent.name.removeprefix(f"{PYTHON_VERSION}.")
+        if patch.isdigit() and os.access(binary, os.X_OK):
+            releases.append((int(patch), str(binary)))
+    return max(releases)[1] if releases else None
 
 
 def compile_bytecode(out: Path, *, python: str, project_root: Path = PROJECT_ROOT) -> None:

@@ -16,6 +16,7 @@ from infra.bundling import (
     LocalPythonBundling,
     compile_bytecode,
     locked_requirements,
+    pyenv_python,
     runtime_python,
 )
 from tests.unit import test_layers
@@ -103,3 +104,20 @@ def test_bytecode_is_compiled_for_use_without_a_source_check(tmp_path: Path) -> 
         pyc = package / "__pycache__" / f"{name}.{tag}.pyc"
         assert pyc.read_bytes()[:4] == importlib.util.MAGIC_NUMBER
         assert pyc.read_bytes()[4:8] == b"\x01\x00\x00\x00"
+
+
+def test_a_pyenv_interpreter_of_the_runtime_version_is_found(tmp_path: Path) -> None:
+    # Given pyenv versions: two 3.13 patch releases, a free-threaded 3.13 and another minor
+    for version, binary in [
+        ("3.13.2", "python3.13"),
+        ("3.13.10", "python3.13"),
+        ("3.13.11t", "python3.13"),
+        ("3.12.9", "python3.12"),
+    ]:
+        path = tmp_path / "versions" / version / "bin" / binary
+        path.parent.mkdir(parents=True)
+        path.write_text("#!/bin/sh\n")
+        path.chmod(0o755)
+    # When looked for / Then the newest plain 3.13 release is the one the bundle compiles with
+    assert pyenv_python(tmp_path) == str(tmp_path / "versions/3.13.10/bin/python3.13")
+    assert pyenv_python(tmp_path / "empty") is None
