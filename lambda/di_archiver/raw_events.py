@@ -240,13 +240,7 @@ def parse_page(body: bytes) -> list[RawEvent]:
     absent = 0
     for line, head in zip(lines, heads, strict=True):
         timestamp, event_id, service = head.timestamp, head.id, head.service
-        if type(timestamp) is str:
-            try:
-                ts = parse_timestamp_ns(timestamp)
-            except ValueError:
-                ts = timestamp_ns(timestamp, event_id)  # raises, naming the event
-        else:
-            ts = timestamp_ns(timestamp, event_id)  # raises, naming the event
+        ts = timestamp_ns(timestamp, event_id)
         if type(event_id) is not str:
             event_id = _id_text(event_id)
         if service is _ABSENT:
