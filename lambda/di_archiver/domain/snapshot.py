@@ -65,7 +65,7 @@ from di_archiver.layout import (
     sealed_day_key,
     service_partition,
 )
-from di_archiver.raw_events import MalformedEventError, RawEvent
+from di_archiver.raw_events import MalformedEventError, RawEvent, event_head
 from di_archiver.services import KNOWN_SERVICES
 from di_archiver.timestamps import NS_PER_MS, format_timestamp_ns
 
@@ -129,7 +129,7 @@ class ServiceStream:
         assert self._spool is not None
         self._encoder.finish()
         self._spool.seek(0)
-        self._unsorted = [keyed_line(line)[0] for line in LineReader(self._spool)]
+        self._unsorted = [event_head(line).sort_key for line in LineReader(self._spool)]
         self._unsorted.extend(self._ties)
         self._ties = []
         self._spool.close()
