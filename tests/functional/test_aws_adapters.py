@@ -10,6 +10,8 @@ from datetime import date
 
 import boto3
 import pytest
+from botocore.awsrequest import AWSPreparedRequest
+from botocore.exceptions import ConnectionClosedError
 from moto import mock_aws
 
 from di_archiver.adapters import s3_store
@@ -17,6 +19,7 @@ from di_archiver.adapters.s3_store import S3ArchiveStore
 from di_archiver.adapters.secrets import SecretProvider
 from di_archiver.adapters.ssm_checkpoint import SsmCheckpointStore
 from di_archiver.archive_format import decode_lines, encode_events
+from di_archiver.domain.ports import put_fileobj
 from di_archiver.domain.seal import DaySealer
 from di_archiver.domain.verify import verify_archive
 from di_archiver.errors import CheckpointError, SecretError
@@ -166,6 +169,47 @@ def test_s3_put_file_multipart_with_sse_and_get_stream(
     assert raw["ContentType"] == "application/gzip"
     assert raw["Metadata"] == {"di-count": "7"}
     assert store.get_stream("di/absent") is None
+
+
+def test_s3_put_file_below_the_part_size_is_one_put_from_the_file(aws: None) -> None:
+    # Given a spooled object below the multipart threshold, its file at an arbitrary position
+    store = S3ArchiveStore(BUCKET)
+    body = os.urandom(300_000)
+    spool = io.BytesIO(body)
+    spool.seek(1234)
+    # When it is uploaded with put_file after the rewind put_fileobj gives it
+    put_fileobj(store, "di/small.jsonl.gz", spool, len(body), {"di-count": "3"})
+    # Then S3 holds exactly its bytes, as one PutObject, encrypted, typed and described
+    raw = boto3.client("s3").get_object(Bucket=BUCKET, Key="di/small.jsonl.gz")
+    assert raw["Body"].read() == body
+    assert "-" not in raw["ETag"]
+    assert raw["ServerSideEncryption"] == "AES256"
+    assert raw["ContentType"] == "application/gzip"
+    assert raw["Metadata"] == {"di-count": "3"}
+
+
+def test_s3_put_file_below_the_part_size_resends_it_whole_after_a_failed_attempt(
+    aws: None,
+) -> None:
+    # Given a store whose first PutObject attempt sends part of the file and loses its connection
+    s3 = boto3.client("s3")
+    store = S3ArchiveStore(BUCKET, s3_client=s3)
+    attempts: list[int] = []
+
+    def drop_first(request: AWSPreparedRequest, **_: object) -> None:
+        attempts.append(1)
+        if len(attempts) == 1:
+            request.body.read(4096)  # type: ignore[union-attr]
+            raise ConnectionClosedError(endpoint_url=request.url)
+
+    s3.meta.events.register_first("before-send.s3.PutObject", drop_first)
+    body = os.urandom(100_000)
+    # When a small object is uploaded from a file
+    put_fileobj(store, "di/retried.jsonl.gz", io.BytesIO(body), len(body), {})
+    # Then the retry sent the file from its start: S3 holds exactly its bytes
+    assert len(attempts) == 2
+    stored = boto3.client("s3").get_object(Bucket=BUCKET, Key="di/retried.jsonl.gz")
+    assert stored["Body"].read() == body
 
 
 def test_s3_put_file_locked_sets_object_lock_retention(aws: None) -> None:

@@ -194,7 +194,9 @@ class S3ArchiveStore:
             ChecksumAlgorithm="SHA256",
         )
 
-    def _put(self, key: str, body: bytes, metadata: Mapping[str, str], **extra: Any) -> None:
+    def _put(
+        self, key: str, body: bytes | IO[bytes], metadata: Mapping[str, str], **extra: Any
+    ) -> None:
         try:
             self.client.put_object(
                 Bucket=self.bucket,
@@ -212,7 +214,7 @@ class S3ArchiveStore:
         self, key: str, fileobj: IO[bytes], size: int, metadata: Mapping[str, str]
     ) -> None:
         """Upload ``fileobj`` like :meth:`put` (multipart above 16 MiB, parts streamed)."""
-        self._upload(key, fileobj, metadata)
+        self._upload(key, fileobj, size, metadata)
 
     def put_file_locked(
         self,
@@ -229,6 +231,7 @@ class S3ArchiveStore:
         self._upload(
             key,
             fileobj,
+            size,
             metadata,
             ObjectLockMode=mode,
             ObjectLockRetainUntilDate=retain_until,
@@ -236,8 +239,19 @@ class S3ArchiveStore:
         )
 
     def _upload(
-        self, key: str, fileobj: IO[bytes], metadata: Mapping[str, str], **extra: Any
+        self,
+        key: str,
+        fileobj: IO[bytes],
+        size: int,
+        metadata: Mapping[str, str],
+        **extra: Any,
     ) -> None:
+        if size < _PART_SIZE:
+            # The one PutObject a transfer manager would send, without its threads, its
+            # futures or the import of s3transfer (and multiprocessing) on a first invocation:
+            # most objects are an hour of one service. botocore rewinds the file on a retry.
+            self._put(key, fileobj, metadata, **extra)
+            return
         # What boto3's ``upload_fileobj`` does without the CRT (not in the Lambda runtime), on
         # any client: ours are botocore's, which lack the method.
         from s3transfer.manager import TransferManager  # noqa: PLC0415 (nothing at import time)
