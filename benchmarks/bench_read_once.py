@@ -30,6 +30,8 @@ process can import only what its side deploys (stdlib, plus di-archiver's runtim
 and their own, or boto3's and requests' for the exporter): this environment also holds test and
 lint tools, and httpx loads its command line (click, pygments: ~30 ms) wherever click is
 installed; the Lambda bundle, built from the runtime dependencies alone, has no click.
+With ``--instructions`` (valgrind on PATH) ``cold`` also counts each process's instructions once,
+which vary far less than CPU time on a shared machine.
 """
 
 from __future__ import annotations
@@ -39,7 +41,9 @@ import gzip
 import json
 import multiprocessing as mp
 import os
+import re
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -565,6 +569,31 @@ def _cpu_of(code: str, env: dict[str, str] | None = None) -> float:
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
+def _instructions_of(code: str, env: dict[str, str]) -> int:
+    """Instructions one process executes (valgrind's callgrind, about 50x slower): unlike CPU
+    time on a shared machine they barely vary, so two versions compare within one run."""
+    if shutil.which("valgrind") is None:
+        raise SystemExit("--instructions needs valgrind on PATH")
+    done = subprocess.run(
+        [
+            "valgrind",
+            "--tool=callgrind",
+            "--callgrind-out-file=/dev/null",
+            sys.executable,
+            "-c",
+            code,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**env, "PYTHONHASHSEED": "0"},  # the same string hashes, the same dict layouts
+    )
+    collected = re.search(r"Collected : (\d+)", done.stderr)
+    if collected is None:
+        raise SystemExit(f"valgrind printed no instruction count: {done.stderr[-500:]}")
+    return int(collected.group(1))
+
+
 def cmd_cold(args: argparse.Namespace) -> None:
     # What the Lambda asset holds: the project's runtime dependencies, and boto3 from the runtime.
     ours_only = _runtime_only(["di-archiver"], "di_archiver")
@@ -597,8 +626,19 @@ def cmd_cold(args: argparse.Namespace) -> None:
         for _ in range(args.repeat):
             for name, code in codes.items():
                 rows[name].append(_cpu_of(code, env))
+        # Counted while the private bytecode cache exists: without it each side compiles.
+        counted = (
+            {name: _instructions_of(code, env) for name, code in codes.items()}
+            if args.instructions
+            else {}
+        )
     for name, values in rows.items():
         print(f"{name:<20} process CPU s {_spread(values, '{:.3f}')}")
+    for name, count in counted.items():
+        print(f"{name:<20} instructions {count / 1e6:,.1f}M")
+    if counted and args.exporter:
+        ratio = counted["di-archiver"] / counted["JumpCloud exporter"]
+        print(f"di-archiver / exporter instructions: {ratio:.3f}x")
     if args.exporter:
         ratio = statistics.median(rows["di-archiver"]) / statistics.median(
             rows["JumpCloud exporter"]
@@ -637,6 +677,9 @@ def main(argv: list[str] | None = None) -> int:
     cold = sub.add_parser("cold")
     cold.add_argument("--repeat", type=int, default=5)
     cold.add_argument("--exporter", help="path of JumpCloud's get-jcdirectoryinsights.py")
+    cold.add_argument(
+        "--instructions", action="store_true", help="also count instructions (needs valgrind)"
+    )
     args = parser.parse_args(argv)
     {"speed": cmd_speed, "spacing": cmd_spacing, "memory": cmd_memory, "cold": cmd_cold}[
         args.command
