@@ -9,10 +9,12 @@ counted as collisions (RADIUS ids are content-derived UUIDv3s and could collide)
 
 from __future__ import annotations
 
+import bisect
 import functools
 import gzip
 import hashlib
 import io
+import itertools
 import struct
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
@@ -182,6 +184,7 @@ class StreamedObject(Struct, frozen=True):
 
 
 _CHUNK_BYTES = 64 * 1024
+_FEW_LINES = 8
 
 
 class StreamEncoder:
@@ -248,8 +251,23 @@ class StreamEncoder:
         if not chunk:
             return
         self.count += len(chunk)
-        chunk.append(b"")
-        self._hold(b"\n".join(chunk))
+        # Joined a few dozen KB at a time, not a page's lines of a service at once (often MBs):
+        # glibc maps every block above its mmap threshold (fixed at 128 KB for the Lambda) fresh
+        # from the kernel, so each large join cost a page fault per 4 KB and kept one more copy
+        # of the page's lines alive.
+        if len(chunk) <= _FEW_LINES:  # one line at a time from a merge, or one event's copies
+            chunk.append(b"")
+            self._hold(b"\n".join(chunk))
+            return
+        self._drain()
+        ends = list(itertools.accumulate(map(len, chunk)))
+        start = taken = 0
+        while start < len(chunk):
+            stop = max(start + 1, bisect.bisect_right(ends, taken + _CHUNK_BYTES, start))
+            piece = chunk[start:stop]
+            piece.append(b"")
+            self._consume(b"\n".join(piece))
+            start, taken = stop, ends[stop - 1]
 
     def _hold(self, data: bytes) -> None:
         self._held.append(data)
@@ -262,6 +280,9 @@ class StreamEncoder:
             return
         data = self._held[0] if len(self._held) == 1 else b"".join(self._held)
         self._held, self._held_size = [], 0
+        self._consume(data)
+
+    def _consume(self, data: bytes) -> None:
         self._sha.update(data)
         self._crc = zlib.crc32(data, self._crc)
         self.raw_size += len(data)

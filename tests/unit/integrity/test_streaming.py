@@ -71,7 +71,7 @@ def _stream_encode(
     return sink.getvalue(), streamed
 
 
-@pytest.mark.parametrize("batch", [0, 97])
+@pytest.mark.parametrize("batch", [0, 5, 97, 1000])
 @pytest.mark.parametrize("level", [FAST_LEVEL, ARCHIVAL_LEVEL])
 def test_stream_encoder_writes_exactly_the_bytes_of_encode_lines(level: int, batch: int) -> None:
     # Given ~3 MB of lines with exact duplicates, same-(ts, id) collisions and same-timestamp
@@ -102,6 +102,35 @@ def test_stream_encoder_writes_exactly_the_bytes_of_encode_lines(level: int, bat
         reference.last_ts_ns,
     )
     assert streamed.metadata(fetched_at_ns=1) == reference.metadata(fetched_at_ns=1)
+
+
+def test_stream_encoder_hands_deflate_bounded_blocks_and_the_same_bytes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a page's worth of one service in one batch: MBs of lines, three of them longer
+    # than a whole block
+    base = day_ns(DAY0)
+    lines = [_line(i, base + i * 1000, payload=600) for i in range(4000)]
+    for i in (7, 2000, 3999):
+        lines[i] = _line(i, base + i * 1000, payload=200_000)
+    blocks: list[int] = []
+    consume = StreamEncoder._consume
+
+    def recorded(self: StreamEncoder, data: bytes) -> None:
+        blocks.append(len(data))
+        consume(self, data)
+
+    monkeypatch.setattr(StreamEncoder, "_consume", recorded)
+    # When it is encoded in one call
+    body, streamed = _stream_encode(lines, FAST_LEVEL, batch=len(lines))
+    # Then each block is at most the chunk size (big joins map fresh memory from the kernel)
+    # or one long line alone, and the object is the whole-object encoder's
+    alone = sorted(len(lines[i]) + 1 for i in (7, 2000, 3999))
+    assert sum(blocks) > 20 * archive_format._CHUNK_BYTES
+    assert sorted(size for size in blocks if size > archive_format._CHUNK_BYTES + 700) == alone
+    reference = encode_lines([keyed_line(line) for line in lines], level=FAST_LEVEL)
+    assert body == reference.body
+    assert streamed.sha256 == reference.sha256
 
 
 def test_stream_encoder_of_nothing_equals_the_empty_object() -> None:
