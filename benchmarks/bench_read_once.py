@@ -572,8 +572,6 @@ def _cpu_of(code: str, env: dict[str, str] | None = None) -> float:
 def _instructions_of(code: str, env: dict[str, str]) -> int:
     """Instructions one process executes (valgrind's callgrind, about 50x slower): unlike CPU
     time on a shared machine they barely vary, so two versions compare within one run."""
-    if shutil.which("valgrind") is None:
-        raise SystemExit("--instructions needs valgrind on PATH")
     done = subprocess.run(
         [
             "valgrind",
@@ -595,6 +593,8 @@ def _instructions_of(code: str, env: dict[str, str]) -> int:
 
 
 def cmd_cold(args: argparse.Namespace) -> None:
+    if args.instructions and shutil.which("valgrind") is None:
+        raise SystemExit("--instructions needs valgrind on PATH")
     # What the Lambda asset holds: the project's runtime dependencies, and boto3 from the runtime.
     ours_only = _runtime_only(["di-archiver"], "di_archiver")
     # Its function imports boto3 and requests (croniter is stubbed before anything imports it).

@@ -22,7 +22,7 @@ from di_archiver.archive_format import decode_lines, encode_events
 from di_archiver.domain.ports import put_fileobj
 from di_archiver.domain.seal import DaySealer
 from di_archiver.domain.verify import verify_archive
-from di_archiver.errors import CheckpointError, SecretError
+from di_archiver.errors import CheckpointError, SecretError, StoreError
 from di_archiver.layout import bucket_object_key
 
 ORG = "64a0c0ffee0000000000a001"
@@ -210,6 +210,78 @@ def test_s3_put_file_below_the_part_size_resends_it_whole_after_a_failed_attempt
     assert len(attempts) == 2
     stored = boto3.client("s3").get_object(Bucket=BUCKET, Key="di/retried.jsonl.gz")
     assert stored["Body"].read() == body
+
+
+def test_s3_put_file_from_a_later_offset_stores_that_part_even_after_a_failed_attempt(
+    aws: None,
+) -> None:
+    # Given a file positioned past its start, and a first attempt that sends part and fails
+    s3 = boto3.client("s3")
+    store = S3ArchiveStore(BUCKET, s3_client=s3)
+    attempts: list[int] = []
+
+    def drop_first(request: AWSPreparedRequest, **_: object) -> None:
+        attempts.append(1)
+        if len(attempts) == 1:
+            request.body.read(4096)  # type: ignore[union-attr]
+            raise ConnectionClosedError(endpoint_url=request.url)
+
+    s3.meta.events.register_first("before-send.s3.PutObject", drop_first)
+    body = os.urandom(30_000)
+    fileobj = io.BytesIO(body)
+    fileobj.seek(1000)
+    # When the rest of it is uploaded (botocore would rewind a retried body to offset 0)
+    store.put_file("di/tail.jsonl.gz", fileobj, len(body) - 1000, {})
+    # Then S3 holds exactly the bytes from that offset
+    stored = boto3.client("s3").get_object(Bucket=BUCKET, Key="di/tail.jsonl.gz")
+    assert stored["Body"].read() == body[1000:]
+
+
+def test_s3_put_file_refuses_a_size_the_file_does_not_hold(aws: None) -> None:
+    # Given a file of 5,000 bytes announced as 100, and one of 100 announced as 5,000
+    store = S3ArchiveStore(BUCKET)
+    # When / Then each upload is refused before anything is stored, naming both sizes
+    with pytest.raises(StoreError, match=r"expected 100 bytes .* holds 5000"):
+        store.put_file("di/short.jsonl.gz", io.BytesIO(os.urandom(5000)), 100, {})
+    with pytest.raises(StoreError, match=r"expected 5000 bytes .* holds 100"):
+        store.put_file("di/long.jsonl.gz", io.BytesIO(os.urandom(100)), 5000, {})
+    listed = boto3.client("s3").list_objects_v2(Bucket=BUCKET, Prefix="di/")
+    assert "Contents" not in listed
+
+
+def test_s3_put_file_locked_below_the_part_size_sends_retention_and_a_sha256_checksum(
+    aws: None,
+) -> None:
+    # Given a bucket with Object Lock enabled, its PutObject requests recorded
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="locked-small", ObjectLockEnabledForBucket=True)
+    sent: list[dict[str, str]] = []
+
+    def record(request: AWSPreparedRequest, **_: object) -> None:
+        sent.append(
+            {
+                name.lower(): value.decode() if isinstance(value, bytes) else str(value)
+                for name, value in request.headers.items()
+            }
+        )
+
+    s3.meta.events.register_first("before-send.s3.PutObject", record)
+    store = S3ArchiveStore("locked-small", s3_client=s3)
+    # When a small sealed object is uploaded from a file under retention
+    store.put_file_locked(
+        "di/day.jsonl.gz",
+        io.BytesIO(b"sealed day"),
+        10,
+        {"di-count": "1"},
+        retain_until_ns=1_893_456_000 * 10**9,
+        mode="COMPLIANCE",
+    )
+    # Then its one PutObject carries the retention and the SHA-256 checksum S3 requires for it
+    (headers,) = sent
+    assert headers["x-amz-object-lock-mode"] == "COMPLIANCE"
+    assert headers["x-amz-object-lock-retain-until-date"].startswith("2030-01-01")
+    assert headers["x-amz-sdk-checksum-algorithm"] == "SHA256"
+    assert "x-amz-checksum-sha256" in {headers.get("x-amz-trailer"), *headers}
 
 
 def test_s3_put_file_locked_sets_object_lock_retention(aws: None) -> None:

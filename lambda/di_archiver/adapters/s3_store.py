@@ -213,7 +213,8 @@ class S3ArchiveStore:
     def put_file(
         self, key: str, fileobj: IO[bytes], size: int, metadata: Mapping[str, str]
     ) -> None:
-        """Upload ``fileobj`` like :meth:`put` (multipart above 16 MiB, parts streamed)."""
+        """Upload ``fileobj`` from where it stands to its end, ``size`` bytes, like :meth:`put`
+        (multipart from 16 MiB, parts streamed)."""
         self._upload(key, fileobj, size, metadata)
 
     def put_file_locked(
@@ -246,10 +247,18 @@ class S3ArchiveStore:
         metadata: Mapping[str, str],
         **extra: Any,
     ) -> None:
-        if size < _PART_SIZE:
+        start = fileobj.tell()
+        end = fileobj.seek(0, io.SEEK_END)
+        fileobj.seek(start)
+        if end - start != size:
+            raise StoreError(
+                f"expected {size} bytes for s3://{self.bucket}/{key}, the file holds {end - start}"
+            )
+        if size < _PART_SIZE and start == 0:
             # The one PutObject a transfer manager would send, without its threads, its
             # futures or the import of s3transfer (and multiprocessing) on a first invocation:
-            # most objects are an hour of one service. botocore rewinds the file on a retry.
+            # most objects are an hour of one service. botocore seeks a retried body to offset
+            # 0, which is why only a file that starts there goes this way.
             self._put(key, fileobj, metadata, **extra)
             return
         # What boto3's ``upload_fileobj`` does without the CRT (not in the Lambda runtime), on
