@@ -14,9 +14,10 @@ One run, per organisation (design.md section 3):
    events past the mark are read and merged into the stored objects, otherwise (late events)
    the whole bucket is read again. The run that closes a bucket reads it whole once more, so
    a closed bucket is DI's complete answer whatever a count cannot see (an event DI moved or
-   dropped while another arrived, a lost object, racing runs). With ``pipeline`` on, pages are
-   fetched one ahead on a thread across bucket boundaries and bucket N is written on another
-   thread while bucket N+1 is collected: at most two buckets (plus one page) are in memory.
+   dropped while another arrived, a lost object, racing runs). With ``pipeline`` on, bucket N is
+   written on another thread while bucket N+1 is collected and, with more than one CPU
+   (``prefetch``), pages are fetched and parsed one ahead on a thread across bucket
+   boundaries: at most two buckets (plus one page) are in memory.
 4. A bucket is closed when ``end <= now - lag`` and ``end + settle <= now``. The checkpoint
    advances to the end of the newest closed bucket only after its objects (and all earlier
    ones) were written. It is saved every ``checkpoint_every`` closed buckets or
@@ -40,7 +41,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -111,6 +112,12 @@ class EngineConfig:
     time_budget_reserve_s: float
     checkpoint_every: int = 24
     pipeline: bool = True
+    # With ``pipeline``, also fetch and parse the next page on a thread while this one is
+    # encoded. That is parallel only where another CPU runs what releases the GIL (deflate,
+    # hashing, the socket) beside the parse; on one CPU the two threads only trade the GIL and
+    # each other's cache (measured: about 5 % more CPU for 200k events). DI's latency is
+    # hidden either way: the client asks for the next page on this one's headers.
+    prefetch: bool = field(default_factory=lambda: usable_cpus() > 1)
     max_bucket_bytes: int = 96 * 1024 * 1024
     checkpoint_interval_s: float = 60.0
     # Which archive the checkpoints belong to ("s3://bucket/prefix", "file:///dir/prefix");
@@ -156,6 +163,13 @@ class EngineConfig:
             time_budget_reserve_s=float(settings.time_budget_reserve_seconds),
             concurrency=settings.concurrency,
         )
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity, where the platform tells)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def archive_id_of(settings: ArchiverSettings) -> str:
@@ -719,7 +733,7 @@ class ArchiveEngine:
     ) -> None:
         pending: tuple[CollectedBucket, Future[WriteOutcome]] | None = None
         stream = self._page_stream(org_id, buckets, budget)
-        if self._config.pipeline:
+        if self._config.pipeline and self._config.prefetch:
             stream = run_ahead(stream, name="di-archiver-fetch")
         collected: CollectedBucket | None = None
         try:

@@ -135,6 +135,7 @@ def run_phases(
     fault_phase: int = 0,
     budget_calls: int | None = None,
     concurrency: int = 1,
+    prefetch: bool = True,
 ) -> tuple[Any, ...]:
     clock = Clock()
     source = LateSource(clock, {e["id"]: avail for _, e, avail in events}, page_size=2)
@@ -142,7 +143,11 @@ def run_phases(
         source.add(org, e)
     store, checkpoints = MemoryStore(), MemoryCheckpoints()
     config = replace(
-        CONFIG, pipeline=pipeline, checkpoint_every=checkpoint_every, concurrency=concurrency
+        CONFIG,
+        pipeline=pipeline,
+        prefetch=prefetch,
+        checkpoint_every=checkpoint_every,
+        concurrency=concurrency,
     )
 
     def engine(src: Any, sto: Any, chk: Any) -> ArchiveEngine:
@@ -193,6 +198,7 @@ def corpora(draw: st.DrawFn) -> list[tuple[str, dict[str, Any], int]]:
     fault_phase=st.integers(0, len(PHASES) - 1),
     budget_calls=st.one_of(st.none(), st.integers(0, 12)),
     pipeline=st.booleans(),
+    prefetch=st.booleans(),
     checkpoint_every=st.integers(1, 3),
     concurrency=st.sampled_from([1, 3]),
 )
@@ -205,6 +211,7 @@ def test_crash_anywhere_then_rerun_converges(
     fault_phase: int,
     budget_calls: int | None,
     pipeline: bool,
+    prefetch: bool,
     checkpoint_every: int,
     concurrency: int,
 ) -> None:
@@ -221,6 +228,7 @@ def test_crash_anywhere_then_rerun_converges(
         fault_phase=fault_phase,
         budget_calls=budget_calls,
         concurrency=concurrency,
+        prefetch=prefetch,
     )
     # Then the archive content and checkpoints are identical
     assert got == expected

@@ -1,9 +1,12 @@
 """Runs: checkpoint rules, time budget, several orgs, status."""
 
+import threading
+from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
 
+import di_archiver.domain.engine as engine_module
 from di_archiver.domain.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from di_archiver.domain.engine import EngineConfig, EngineRunError
 from di_archiver.errors import (
@@ -13,6 +16,7 @@ from di_archiver.errors import (
     StoreError,
     UnexpectedError,
 )
+from di_archiver.raw_events import RawEvent
 from di_archiver.settings import ArchiverSettings
 from tests.unit.engine.fakes import ORG, ORG_B, FakeSource, event
 from tests.unit.engine.helpers import HOUR, MINUTE, NOW, at, rig
@@ -34,10 +38,48 @@ def archived_ids(r) -> set[str]:  # type: ignore[no-untyped-def]
     return {json.loads(line)["id"] for lines in r.store.content().values() for line in lines}
 
 
-@pytest.mark.parametrize("pipeline", [True, False])
-def test_first_run_backfills_and_checkpoints_the_closed_buckets(pipeline: bool) -> None:
+class _ThreadRecordingSource(FakeSource):
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: set[str] = set()
+
+    def iter_pages(self, org_id: str, start_ns: int, end_ns: int) -> Iterator[list[RawEvent]]:
+        for page in super().iter_pages(org_id, start_ns, end_ns):
+            self.threads.add(threading.current_thread().name)
+            yield page
+
+
+@pytest.mark.parametrize(("cpus", "fetched_on"), [(1, "MainThread"), (2, "di-archiver-fetch")])
+def test_pages_are_fetched_ahead_on_a_thread_only_where_another_cpu_can_run(
+    monkeypatch: pytest.MonkeyPatch, cpus: int, fetched_on: str
+) -> None:
+    # Given a process that may run on one CPU, or on two
+    monkeypatch.setattr(engine_module.os, "sched_getaffinity", lambda _: set(range(cpus)))
+    config = EngineConfig(
+        prefix="di",
+        bucket_ns=HOUR,
+        lag_ns=5 * MINUTE,
+        settle_ns=2 * HOUR,
+        lookback_ns=6 * HOUR,
+        max_events_per_bucket=1000,
+        time_budget_reserve_s=0.0,
+    )
+    source = _ThreadRecordingSource()
+    source.add(ORG, *(event(f"2026-05-04T{h:02d}:30:00Z", f"e{h}") for h in range(6, 12)))
+    r = rig(source, prefetch=config.prefetch)
+    # When a run reads its pages
+    r.engine.run([ORG])
+    # Then they were read on the caller's thread with one CPU, one page ahead with two
+    assert config.prefetch is (cpus > 1)
+    assert source.threads == {fetched_on}
+
+
+@pytest.mark.parametrize(("pipeline", "prefetch"), [(True, True), (True, False), (False, False)])
+def test_first_run_backfills_and_checkpoints_the_closed_buckets(
+    pipeline: bool, prefetch: bool
+) -> None:
     # Given no checkpoint, a 6-hour lookback, 5-minute lag, 2-hour settle
-    r = rig(corpus(), pipeline=pipeline)
+    r = rig(corpus(), pipeline=pipeline, prefetch=prefetch)
     # When the engine runs at 12:00
     report = r.engine.run([ORG])
     # Then buckets 06:00-12:00 are snapshotted (the last partially, up to 11:55)
