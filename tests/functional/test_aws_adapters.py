@@ -7,6 +7,7 @@ import json
 import os
 from collections.abc import Iterator
 from datetime import date
+from typing import Any
 
 import boto3
 import pytest
@@ -188,12 +189,9 @@ def test_s3_put_file_below_the_part_size_is_one_put_from_the_file(aws: None) -> 
     assert raw["Metadata"] == {"di-count": "3"}
 
 
-def test_s3_put_file_below_the_part_size_resends_it_whole_after_a_failed_attempt(
-    aws: None,
-) -> None:
-    # Given a store whose first PutObject attempt sends part of the file and loses its connection
-    s3 = boto3.client("s3")
-    store = S3ArchiveStore(BUCKET, s3_client=s3)
+def _drop_the_first_put_after_4_kb(s3: Any) -> list[int]:
+    """Make the first PutObject attempt send 4 KB of its body and lose its connection; the
+    returned list counts the attempts."""
     attempts: list[int] = []
 
     def drop_first(request: AWSPreparedRequest, **_: object) -> None:
@@ -203,6 +201,16 @@ def test_s3_put_file_below_the_part_size_resends_it_whole_after_a_failed_attempt
             raise ConnectionClosedError(endpoint_url=request.url)
 
     s3.meta.events.register_first("before-send.s3.PutObject", drop_first)
+    return attempts
+
+
+def test_s3_put_file_below_the_part_size_resends_it_whole_after_a_failed_attempt(
+    aws: None,
+) -> None:
+    # Given a store whose first PutObject attempt sends part of the file and loses its connection
+    s3 = boto3.client("s3")
+    store = S3ArchiveStore(BUCKET, s3_client=s3)
+    attempts = _drop_the_first_put_after_4_kb(s3)
     body = os.urandom(100_000)
     # When a small object is uploaded from a file
     put_fileobj(store, "di/retried.jsonl.gz", io.BytesIO(body), len(body), {})
@@ -218,21 +226,14 @@ def test_s3_put_file_from_a_later_offset_stores_that_part_even_after_a_failed_at
     # Given a file positioned past its start, and a first attempt that sends part and fails
     s3 = boto3.client("s3")
     store = S3ArchiveStore(BUCKET, s3_client=s3)
-    attempts: list[int] = []
-
-    def drop_first(request: AWSPreparedRequest, **_: object) -> None:
-        attempts.append(1)
-        if len(attempts) == 1:
-            request.body.read(4096)  # type: ignore[union-attr]
-            raise ConnectionClosedError(endpoint_url=request.url)
-
-    s3.meta.events.register_first("before-send.s3.PutObject", drop_first)
+    attempts = _drop_the_first_put_after_4_kb(s3)
     body = os.urandom(30_000)
     fileobj = io.BytesIO(body)
     fileobj.seek(1000)
     # When the rest of it is uploaded (botocore would rewind a retried body to offset 0)
     store.put_file("di/tail.jsonl.gz", fileobj, len(body) - 1000, {})
-    # Then S3 holds exactly the bytes from that offset
+    # Then it took a retry, and S3 holds exactly the bytes from that offset
+    assert len(attempts) == 2
     stored = boto3.client("s3").get_object(Bucket=BUCKET, Key="di/tail.jsonl.gz")
     assert stored["Body"].read() == body[1000:]
 

@@ -2,7 +2,7 @@
 
 import threading
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import fields, replace
 
 import pytest
 
@@ -19,7 +19,7 @@ from di_archiver.errors import (
 from di_archiver.raw_events import RawEvent
 from di_archiver.settings import ArchiverSettings
 from tests.unit.engine.fakes import ORG, ORG_B, FakeSource, event
-from tests.unit.engine.helpers import HOUR, MINUTE, NOW, at, rig
+from tests.unit.engine.helpers import CONFIG, HOUR, MINUTE, NOW, at, rig
 
 
 def corpus() -> FakeSource:
@@ -55,15 +55,8 @@ def test_pages_are_fetched_ahead_on_a_thread_only_where_another_cpu_can_run(
 ) -> None:
     # Given a process that may run on one CPU, or on two
     monkeypatch.setattr(engine_module.os, "sched_getaffinity", lambda _: set(range(cpus)))
-    config = EngineConfig(
-        prefix="di",
-        bucket_ns=HOUR,
-        lag_ns=5 * MINUTE,
-        settle_ns=2 * HOUR,
-        lookback_ns=6 * HOUR,
-        max_events_per_bucket=1000,
-        time_budget_reserve_s=0.0,
-    )
+    given = {f.name: getattr(CONFIG, f.name) for f in fields(EngineConfig) if f.name != "prefetch"}
+    config = EngineConfig(**given)
     source = _ThreadRecordingSource()
     source.add(ORG, *(event(f"2026-05-04T{h:02d}:30:00Z", f"e{h}") for h in range(6, 12)))
     r = rig(source, prefetch=config.prefetch)
